@@ -1,0 +1,144 @@
+"""The Datafly Signal event (SPEC §2): which events are orders, and the shape of an order event.
+
+The models read only what the mapping uses; every other field of the event is ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+from mapping.errors import InvalidEvent, kind_of
+from mapping.fields import (
+    NO_SKU,
+    Amount,
+    CartId,
+    CouponCodes,
+    CurrencyCode,
+    OptionalAmount,
+    OptionalId,
+    Quantity,
+    RequiredId,
+    Sku,
+    Text,
+    at_least_one_item,
+    at_least_one_product,
+)
+
+_ORDER_COMPLETED_NAMES = frozenset({"order completed", "order_completed"})
+
+
+class EventKind(enum.StrEnum):
+    ORDER_COMPLETED = "order_completed"
+    OTHER = "other"  # a Datafly event that is not an order: the relay drops it
+
+
+def classify_event(event: object) -> EventKind:
+    """Tell an Order Completed event from any other Datafly event; refuse what is not one at all."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent((f"event: must be a JSON object, got {kind_of(event)}",))
+    event_type = _label(event.get("type"))
+    name = _label(event.get("event"))
+    if event_type is None and name is None:
+        raise InvalidEvent(("event: not a Datafly event: it has neither an 'event' name nor a 'type'",))
+    # identify/page/screen/group/alias calls are never orders, whatever their name says.
+    if name in _ORDER_COMPLETED_NAMES and event_type in (None, "track"):
+        return EventKind.ORDER_COMPLETED
+    return EventKind.OTHER
+
+
+def _label(value: object) -> str | None:
+    """A name or type compared case-insensitively; blanks and non-strings count as absent."""
+    if isinstance(value, str):
+        return value.strip().lower() or None
+    return None
+
+
+class _EventPart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Product(_EventPart):
+    """One entry of properties.products[] (Datafly's ecommerce spec)."""
+
+    sku: Sku = None
+    product_id: OptionalId = None
+    name: Text | None = None
+    price: Amount
+    quantity: Quantity
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flag_missing_sku(cls, data: Any) -> Any:
+        # Checked before the fields so a missing sku is reported alongside the item's other problems.
+        if isinstance(data, Mapping) and _blank(data.get("sku")) and _blank(data.get("product_id")):
+            return {**data, "sku": NO_SKU}
+        return data
+
+    @property
+    def line_sku(self) -> str:
+        # Never empty: the validator above turns "neither sku nor product_id" into an error.
+        return self.sku or self.product_id or ""
+
+
+class GA4Item(_EventPart):
+    """One entry of GA4-style properties.items[], accepted when products is absent."""
+
+    item_id: RequiredId
+    item_name: Text | None = None
+    price: Amount
+    quantity: Quantity
+
+
+class OrderProperties(_EventPart):
+    cart_id: CartId
+    order_id: RequiredId
+    currency: CurrencyCode
+    shipping: OptionalAmount = None
+    tax: OptionalAmount = None
+    discount: OptionalAmount = None
+    coupon: CouponCodes = None
+    products: Annotated[tuple[Product, ...], AfterValidator(at_least_one_product)] | None = None
+    items: Annotated[tuple[GA4Item, ...], AfterValidator(at_least_one_item)] | None = None
+    is_subscription: StrictBool | None = None
+    subscription_id: OptionalId = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choose_line_items(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        has_products = data.get("products") is not None
+        if has_products and "items" in data:
+            # products wins; a GA4 items list beside it is not read, so it cannot fail the order.
+            return {key: value for key, value in data.items() if key != "items"}
+        if not has_products and data.get("items") is None:
+            return {**data, "products": ()}  # reported as "at least one product is required"
+        return data
+
+
+class Traits(_EventPart):
+    email: Text | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    first_name_camel: Text | None = Field(default=None, alias="firstName")
+    last_name_camel: Text | None = Field(default=None, alias="lastName")
+
+
+class EventContext(_EventPart):
+    ip: Text | None = None
+    traits: Traits | None = None
+
+
+class DataflyEvent(_EventPart):
+    """The parts of an Order Completed event that the Refersion body is made from."""
+
+    properties: OrderProperties
+    context: EventContext | None = None
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())

@@ -1,0 +1,66 @@
+"""Consent and personal data (SPEC §7): when not to send, and how to log what was sent."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_DENIED_WORDS = frozenset({"false", "denied", "no", "0"})
+_MASK = "***"
+
+
+def consent_denied(event: Mapping[str, Any], category: str) -> bool:
+    """True only when context.consent.<category> (or its .canonical twin) explicitly says no.
+
+    No consent data, or a value we do not understand, means deliver (SPEC §7).
+    """
+    context = event.get("context") if isinstance(event, Mapping) else None
+    consent = context.get("consent") if isinstance(context, Mapping) else None
+    if not isinstance(consent, Mapping):
+        return False
+    canonical = consent.get("canonical")
+    canonical_value = canonical.get(category) if isinstance(canonical, Mapping) else None
+    return _is_denial(consent.get(category)) or _is_denial(canonical_value)
+
+
+def _is_denial(value: object) -> bool:
+    if isinstance(value, bool):
+        return value is False
+    return isinstance(value, str) and value.strip().lower() in _DENIED_WORDS
+
+
+def is_sha256_hex(value: str) -> bool:
+    """A SHA-256 digest in hex (64 hex digits, any case): what hashed-email pipelines send."""
+    return _SHA256_HEX.fullmatch(value) is not None
+
+
+def mask_email(value: str) -> str:
+    """'jdoe@domain.com' -> 'j***@d***.com': recognisable in a log, never the address itself."""
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return _mask_word(value)
+    host, dot, top_level = domain.rpartition(".")
+    if not dot:
+        return f"{_mask_word(local)}@{_mask_word(domain)}"
+    return f"{_mask_word(local)}@{_mask_word(host)}.{top_level}"
+
+
+def _mask_word(word: str) -> str:
+    # A one-letter word would be shown whole, so it is hidden entirely.
+    return word[0] + _MASK if len(word) > 1 else _MASK
+
+
+def mask_ip(value: str) -> str:
+    """Keep the network part: IPv4 '234.192.4.75' -> '234.192.x.x'; IPv6 keeps its first two groups."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return _MASK  # not an address we can cut safely: hide it all
+    if address.version == 4:
+        first, second, _, _ = str(address).split(".")
+        return f"{first}.{second}.x.x"
+    groups = address.exploded.split(":")
+    return ":".join([*(format(int(group, 16), "x") for group in groups[:2]), *["x"] * 6])

@@ -1,0 +1,129 @@
+"""Shared samples for the mapping tests: the seed page's example and small helpers around it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import mapping
+
+# SPEC §2: the seed's datafly.track("Order Completed", …) call after its identify call.
+SEED_EVENT: dict[str, Any] = {
+    "type": "track",
+    "event": "Order Completed",
+    "messageId": "7f1c2d4e-8a9b-4c3d-9e8f-0a1b2c3d4e5f",
+    "timestamp": "2026-11-20T10:00:00Z",
+    "anonymousId": "anon_1",
+    "userId": "user_1",
+    "properties": {
+        "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
+        "order_id": "20150401102883",
+        "currency": "USD",
+        "shipping": 9.99,
+        "tax": 0.57,
+        "discount": 2.25,
+        "coupon": "HOLIDAY1",
+        "products": [{"sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2}],
+    },
+    "context": {
+        "ip": "234.192.4.75",
+        "traits": {"email": "jdoe@domain.com", "first_name": "John", "last_name": "Doe"},
+        "consent": {"marketing": True},
+    },
+}
+
+# The request body printed on the seed page, verbatim.
+SEED_BODY_JSON = """
+{
+  "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
+  "order_id": "20150401102883",
+  "currency_code": "USD",
+  "shipping": 9.99,
+  "tax": 0.57,
+  "discount": 2.25,
+  "discount_code": "HOLIDAY1",
+  "customer": {
+    "first_name": "John",
+    "last_name": "Doe",
+    "email": "jdoe@domain.com",
+    "ip_address": "234.192.4.75"
+  },
+  "items": [
+    { "sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2 }
+  ]
+}
+"""
+
+
+def exact_json(data: bytes | str) -> Any:
+    """Parse JSON with amounts as Decimal, so 5.5 == 5.50 but 5.499999 != 5.5."""
+    return json.loads(data, parse_float=Decimal)
+
+
+def _map_body(event: Any) -> Any:
+    return exact_json(mapping.map_order(event).to_json_bytes())
+
+
+def _refusal_reasons(event: Any) -> tuple[str, ...]:
+    with pytest.raises(mapping.InvalidEvent) as refused:
+        mapping.map_order(event)
+    return refused.value.reasons
+
+
+def _with_replaced(part: dict[str, Any], values: dict[str, Any], drop: tuple[str, ...]) -> None:
+    for name in drop:
+        part.pop(name, None)
+    part.update(values)
+
+
+@pytest.fixture
+def seed_event() -> dict[str, Any]:
+    """Given the seed page's example event (a fresh copy: tests may change it)."""
+    return copy.deepcopy(SEED_EVENT)
+
+
+@pytest.fixture
+def seed_body() -> Any:
+    """The body the seed page says Refersion receives for it."""
+    return exact_json(SEED_BODY_JSON)
+
+
+@pytest.fixture
+def order_event() -> Callable[..., dict[str, Any]]:
+    """Given the seed event with some properties replaced (`drop` removes properties)."""
+
+    def build(drop: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
+        event = copy.deepcopy(SEED_EVENT)
+        _with_replaced(event["properties"], properties, drop)
+        return event
+
+    return build
+
+
+@pytest.fixture
+def product_event() -> Callable[..., dict[str, Any]]:
+    """Given the seed event whose one product has some fields replaced (`drop` removes fields)."""
+
+    def build(drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+        event = copy.deepcopy(SEED_EVENT)
+        _with_replaced(event["properties"]["products"][0], fields, drop)
+        return event
+
+    return build
+
+
+@pytest.fixture
+def body_of() -> Callable[[Any], Any]:
+    """When the event is mapped, then this is the body Refersion receives (amounts as Decimal)."""
+    return _map_body
+
+
+@pytest.fixture
+def reasons_of() -> Callable[[Any], tuple[str, ...]]:
+    """When the event is mapped, then it is refused; these are the reasons given."""
+    return _refusal_reasons
