@@ -1,0 +1,89 @@
+"""The relay's configuration: one pydantic model, read from the environment once per cold start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
+# SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
+IDEMPOTENCY_WINDOW_SECONDS = 14 * 24 * 60 * 60
+# ChangeMessageVisibility accepts at most 12 hours.
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+
+
+class ConfigurationError(Exception):
+    """The function's environment is wrong; nothing can be delivered until it is fixed."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for hosts that never leave the machine: plain http is tolerated only for these."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseModel):
+    """Every environment variable the function reads; the README's configuration table mirrors this."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    secret_id: str = Field(alias="REFERSION_SECRET_ID", min_length=1)
+    endpoint: str = Field(alias="REFERSION_ENDPOINT", default=DEFAULT_ENDPOINT)
+    timeout_seconds: float = Field(alias="REFERSION_TIMEOUT_SECONDS", default=10.0, gt=0, le=300)
+    max_concurrency: int = Field(alias="REFERSION_MAX_CONCURRENCY", default=10, ge=1, le=100)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    source_queue_url: str | None = Field(alias="SOURCE_QUEUE_URL", default=None)
+    idempotency_table_name: str | None = Field(alias="IDEMPOTENCY_TABLE_NAME", default=None)
+    consent_category: str = Field(alias="CONSENT_CATEGORY", default="marketing", min_length=1)
+    secret_cache_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0)
+    retry_base_delay_seconds: int = Field(alias="RETRY_BASE_DELAY_SECONDS", default=30, ge=0)
+    retry_max_delay_seconds: int = Field(
+        alias="RETRY_MAX_DELAY_SECONDS", default=3600, ge=0, le=MAX_VISIBILITY_SECONDS
+    )
+
+    @field_validator("source_queue_url", "idempotency_table_name", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # CloudFormation cannot omit a variable conditionally, so an empty string stands for "not set".
+        return None if value == "" else value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
+            return value
+        raise ValueError(
+            "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check the environment, naming each wrong variable in one error."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate(dict(env))
+        except ValidationError as exc:
+            problems = [f"{_variable_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+    @property
+    def record_budget_seconds(self) -> float:
+        """The longest one record can take: a post, a refused post retried after a key refresh, slack."""
+        return 2 * self.timeout_seconds + 2.0
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field)
+    return info.alias if info is not None and info.alias else field

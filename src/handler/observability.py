@@ -1,0 +1,51 @@
+"""Logger and metrics (Powertools), and the one outcome line and counter each record gets (SPEC §7)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handler.outcomes import RecordResult
+
+SERVICE = "refersion-relay"
+NAMESPACE = "RefersionRelay"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# Records are handled on worker threads and Powertools Metrics keeps a plain dict: serialise additions.
+_metrics_lock = threading.Lock()
+
+
+def outcome_fields(result: RecordResult) -> dict[str, Any]:
+    """The structured fields of an outcome line; the body is the masked one, never the one sent."""
+    fields: dict[str, Any] = {
+        "record_id": result.record_id,
+        "outcome": result.outcome.value,
+        "order_id": result.order_id,
+        "cart_id": result.cart_id,
+        "http_status": result.http_status,
+        "latency_ms": None if result.latency_ms is None else round(result.latency_ms, 1),
+        "attempts": result.attempts,
+    }
+    if result.reason:
+        fields["reason"] = result.reason
+    if result.retry_after_seconds is not None:
+        fields["retry_after_seconds"] = result.retry_after_seconds
+    if result.body_logged is not None:
+        fields["body"] = result.body_logged
+    fields.update(result.extra)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def report_outcome(result: RecordResult) -> None:
+    """One log line and one count per record, plus the delivery latency when a request went out."""
+    level = "warning" if result.outcome.quarantined or result.outcome == "retry" else "info"
+    getattr(logger, level)(f"record {result.outcome.value}", extra=outcome_fields(result))
+    with _metrics_lock:
+        metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
+        if result.latency_ms is not None:
+            metrics.add_metric(name="delivery_latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)

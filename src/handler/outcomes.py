@@ -1,0 +1,65 @@
+"""The outcome table of SPEC §5: what each record ends as, and how an HTTP answer is classified."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    REJECTED = "rejected"
+    INVALID = "invalid"
+    DROPPED = "dropped"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+
+    @property
+    def quarantined(self) -> bool:
+        """Invalid and rejected records go to the dead-letter queue; nothing else does."""
+        return self in (Outcome.INVALID, Outcome.REJECTED)
+
+
+class HttpVerdict(enum.Enum):
+    """What an HTTP answer from Refersion means for the record."""
+
+    DELIVERED = "delivered"
+    KEYS_REFUSED = "keys_refused"  # 401/403: refresh the key pair and try once more
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
+_RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+
+def classify_status(status: int) -> HttpVerdict:
+    """SPEC §5: 2xx delivered; 401/403 keys; 408/425/429/5xx retry; every other 4xx rejected."""
+    if 200 <= status < 300:
+        return HttpVerdict.DELIVERED
+    if status in (401, 403):
+        return HttpVerdict.KEYS_REFUSED
+    if status in _RETRYABLE_CLIENT_ERRORS or status >= 500:
+        return HttpVerdict.RETRY
+    if 400 <= status < 500:
+        return HttpVerdict.REJECTED
+    # 1xx/3xx are not answers a webhook gives (redirects are not followed): safer to try again later.
+    return HttpVerdict.RETRY
+
+
+@dataclass
+class RecordResult:
+    """Everything known about one record once it has an outcome; one log line and one metric each."""
+
+    record_id: str
+    outcome: Outcome
+    reason: str = ""
+    order_id: str | None = None
+    cart_id: str | None = None
+    http_status: int | None = None
+    latency_ms: float | None = None
+    attempts: int = 0
+    retry_after_seconds: float | None = None
+    body_logged: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

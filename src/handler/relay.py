@@ -1,0 +1,205 @@
+"""The relay's logic: one inbound record to one outcome, and a whole invocation to its response."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
+from handler.batch import ConcurrentBatchProcessor
+from handler.config import Settings
+from handler.delivery import Deliverer, Delivery
+from handler.idempotency import OrderLedger
+from handler.observability import logger, report_outcome
+from handler.outcomes import Outcome, RecordResult
+from handler.quarantine import Quarantine, QuarantineError
+from handler.triggers import (
+    InboundRecord,
+    UnsupportedTrigger,
+    datafly_event_of,
+    is_eventbridge_event,
+    is_sqs_batch,
+)
+from mapping import EventKind, InvalidEvent, RefersionOrder, classify_event, consent_denied, map_order
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from handler.pacing import RetryPacer
+
+
+class RetryLater(Exception):
+    """A record (or an EventBridge event) that must come back; its message is the reason."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Records start only while the invocation has time to finish them (SPEC §6)."""
+
+    context: LambdaContext
+    budget_ms: float
+
+    def allows_start(self) -> bool:
+        return self.context.get_remaining_time_in_millis() > self.budget_ms
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        deliverer: Deliverer,
+        quarantine: Quarantine,
+        ledger: OrderLedger,
+        pacer: RetryPacer,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self._settings = settings
+        self._deliverer = deliverer
+        self._quarantine = quarantine
+        self._ledger = ledger
+        self._pacer = pacer
+        self._executor = executor
+
+    def handle(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        self._ledger.register_context(context)
+        deadline = Deadline(context, self._settings.record_budget_seconds * 1000)
+        if is_sqs_batch(event):
+            return self._handle_sqs_batch(event, deadline)
+        if is_eventbridge_event(event):
+            return self._handle_eventbridge_event(event, deadline)
+        raise UnsupportedTrigger("expected an SQS batch or an EventBridge event")
+
+    def _handle_sqs_batch(self, event: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        processor = ConcurrentBatchProcessor(self._executor)
+        finished: list[tuple[InboundRecord, RecordResult]] = []
+
+        def record_handler(record: SqsRecordModel) -> str:
+            inbound = InboundRecord.from_sqs(record)
+            result = self.relay_record(inbound, deadline)
+            finished.append((inbound, result))  # list.append is atomic: safe from the workers
+            if result.outcome is Outcome.RETRY:
+                raise RetryLater(result.reason)
+            return result.outcome.value
+
+        with processor(records=event["Records"], handler=record_handler):
+            processor.process()
+        self._pacer.pace(
+            [(inbound, result) for inbound, result in finished if result.outcome is Outcome.RETRY]
+        )
+        return dict(processor.response())
+
+    def _handle_eventbridge_event(self, event: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        inbound = InboundRecord.from_eventbridge(event)
+        result = self.relay_record(inbound, deadline)
+        if result.outcome is Outcome.RETRY:
+            # Lambda's asynchronous retries and the on-failure destination take over (SPEC §6).
+            raise RetryLater(f"event {inbound.record_id}: {result.reason}")
+        return {"outcome": result.outcome.value, "order_id": result.order_id}
+
+    def relay_record(self, inbound: InboundRecord, deadline: Deadline) -> RecordResult:
+        """Exactly one outcome per record, reported once, whatever happens."""
+        if not deadline.allows_start():
+            result = RecordResult(
+                inbound.record_id,
+                Outcome.RETRY,
+                reason="not started: the invocation is close to its timeout",
+                extra={"started": False},
+            )
+        else:
+            result = self._relay_started(inbound)
+        report_outcome(result)
+        return result
+
+    def _relay_started(self, inbound: InboundRecord) -> RecordResult:
+        try:
+            return self._relay(inbound)
+        except Exception as exc:
+            # A defect must not lose the record: it comes back, and the traceback is logged (our own
+            # frames and exception types only: the record's data is not in them).
+            logger.exception(
+                "unexpected error while relaying a record", extra={"record_id": inbound.record_id}
+            )
+            return RecordResult(
+                inbound.record_id, Outcome.RETRY, reason=f"unexpected error ({type(exc).__name__})"
+            )
+
+    def _relay(self, inbound: InboundRecord) -> RecordResult:
+        try:
+            event = datafly_event_of(inbound)
+            kind = classify_event(event)
+        except InvalidEvent as exc:
+            return self._set_aside(inbound, RecordResult(inbound.record_id, Outcome.INVALID, reason=str(exc)))
+        order_id, cart_id = _ids_for_logs(event)
+        if kind is EventKind.OTHER:
+            return RecordResult(inbound.record_id, Outcome.DROPPED, _not_an_order(event), order_id, cart_id)
+        if consent_denied(event, self._settings.consent_category):
+            reason = f"consent for {self._settings.consent_category} denied"
+            return RecordResult(inbound.record_id, Outcome.SKIPPED, reason, order_id, cart_id)
+        try:
+            order = map_order(event)
+        except InvalidEvent as exc:
+            invalid = RecordResult(inbound.record_id, Outcome.INVALID, str(exc), order_id, cart_id)
+            return self._set_aside(inbound, invalid)
+        result = self._deliver(inbound, order)
+        if result.outcome is Outcome.REJECTED:
+            return self._set_aside(inbound, result)
+        return result
+
+    def _deliver(self, inbound: InboundRecord, order: RefersionOrder) -> RecordResult:
+        body = order.to_json_bytes()
+        delivery: Delivery = self._ledger.deliver_once(order.order_id, lambda: self._deliverer.deliver(body))
+        answer = delivery.answer
+        return RecordResult(
+            inbound.record_id,
+            delivery.outcome,
+            reason=delivery.reason,
+            order_id=order.order_id,
+            cart_id=order.cart_id,
+            http_status=answer.status if answer else None,
+            latency_ms=answer.latency_ms if answer else None,
+            attempts=delivery.attempts,
+            retry_after_seconds=answer.retry_after_seconds if answer else None,
+            body_logged=order.to_log_dict(),
+        )
+
+    def _set_aside(self, inbound: InboundRecord, result: RecordResult) -> RecordResult:
+        """Quarantine an invalid or rejected record; if that fails, it must come back instead."""
+        try:
+            self._quarantine.send(
+                inbound.raw_body,
+                result.outcome,
+                result.reason,
+                record_id=inbound.record_id,
+                order_id=result.order_id,
+                http_status=result.http_status,
+            )
+        except QuarantineError as exc:
+            logger.error(
+                "quarantine failed; the record will be retried", extra={"record_id": inbound.record_id}
+            )
+            return replace(
+                result, outcome=Outcome.RETRY, reason=f"{result.outcome.value}: {result.reason}; {exc}"
+            )
+        return result
+
+
+def _ids_for_logs(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """order_id and cart_id as far as they can be read, for log lines of records that are not delivered."""
+    properties = event.get("properties")
+    if not isinstance(properties, dict):
+        return None, None
+    return _short_text(properties.get("order_id")), _short_text(properties.get("cart_id"))
+
+
+def _short_text(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)[:255]
+
+
+def _not_an_order(event: dict[str, Any]) -> str:
+    name = event.get("event") if isinstance(event.get("event"), str) else event.get("type")
+    return f"not an Order Completed event ({str(name)[:80]!r})"

@@ -1,0 +1,83 @@
+"""The three trigger shapes of SPEC §2, reduced to one kind of inbound record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from pydantic import ValidationError
+
+from mapping import InvalidEvent
+
+
+class UnsupportedTrigger(Exception):
+    """The function was invoked with something that is neither an SQS batch nor an EventBridge event."""
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One record to relay, whatever trigger it came through."""
+
+    record_id: str
+    # What quarantine sends on, unchanged, so a fixed record can be redriven as it was.
+    raw_body: str
+    # The already-decoded payload for EventBridge-direct events (Lambda parsed the JSON for us).
+    payload: dict[str, Any] | None = None
+    receipt_handle: str | None = None
+    receive_count: int = 1
+
+    @classmethod
+    def from_sqs(cls, record: SqsRecordModel) -> InboundRecord:
+        return cls(
+            record_id=record.messageId,
+            raw_body=str(record.body),
+            receipt_handle=record.receiptHandle,
+            receive_count=int(record.attributes.ApproximateReceiveCount),
+        )
+
+    @classmethod
+    def from_eventbridge(cls, event: dict[str, Any]) -> InboundRecord:
+        return cls(record_id=str(event.get("id", "")), raw_body=json.dumps(event), payload=event)
+
+
+def is_sqs_batch(event: object) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("Records"), list)
+
+
+def is_eventbridge_event(event: object) -> bool:
+    return isinstance(event, dict) and "detail-type" in event and "detail" in event
+
+
+def datafly_event_of(record: InboundRecord) -> dict[str, Any]:
+    """The Datafly event a record carries, or InvalidEvent saying why there is none.
+
+    Bodies are decoded here rather than with a `Json[...]` field on the SQS model: a body that is
+    not JSON must end as an invalid outcome for that record alone, never fail the whole batch.
+    """
+    payload = record.payload if record.payload is not None else _decode_json_object(record.raw_body)
+    if is_eventbridge_event(payload):
+        return _detail_of(payload)
+    return payload
+
+
+def _decode_json_object(body: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        raise InvalidEvent(("body: is not JSON",)) from None
+    if not isinstance(decoded, dict):
+        raise InvalidEvent((f"body: is JSON but not an object (got {type(decoded).__name__})",))
+    return decoded
+
+
+def _detail_of(envelope: dict[str, Any]) -> dict[str, Any]:
+    try:
+        parsed = EventBridgeModel.model_validate(envelope)
+    except ValidationError as exc:
+        fields = ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
+        raise InvalidEvent((f"body: EventBridge envelope is malformed ({fields})",)) from None
+    if not isinstance(parsed.detail, dict):
+        raise InvalidEvent(("detail: is not an object",))
+    return parsed.detail

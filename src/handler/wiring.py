@@ -1,0 +1,91 @@
+"""Builds the relay from the environment once per execution environment, and forgets it on demand."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from handler.config import Settings
+from handler.credentials import SecretsManagerKeyPairs
+from handler.delivery import Deliverer
+from handler.idempotency import DynamoDBOrderLedger, NoLedger, OrderLedger
+from handler.pacing import NoPacing, RetryPacer, SqsVisibilityPacer
+from handler.quarantine import SqsQuarantine
+from handler.refersion_client import RefersionClient
+from handler.relay import Relay
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Bounded SDK calls: a slow AWS endpoint must not eat the invocation's time budget.
+_SDK_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+class _Components:
+    """Everything that lives across warm invocations: clients, pools, caches, threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        # boto3 honours AWS_ENDPOINT_URL, so a local emulator needs no code path of its own.
+        session = boto3.session.Session()
+        sqs = session.client("sqs", config=_SDK_CONFIG)
+        self.keys = SecretsManagerKeyPairs(
+            session.client("secretsmanager", config=_SDK_CONFIG),
+            settings.secret_id,
+            settings.secret_cache_seconds,
+        )
+        self.client = RefersionClient(settings.endpoint, settings.timeout_seconds, settings.max_concurrency)
+        self.executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="relay")
+        ledger: OrderLedger = NoLedger()
+        if settings.idempotency_table_name:
+            dynamodb: DynamoDBClient = session.client("dynamodb", config=_SDK_CONFIG)
+            ledger = DynamoDBOrderLedger(dynamodb, settings.idempotency_table_name)
+        pacer: RetryPacer = NoPacing()
+        if settings.source_queue_url:
+            pacer = SqsVisibilityPacer(
+                sqs,
+                settings.source_queue_url,
+                settings.retry_base_delay_seconds,
+                settings.retry_max_delay_seconds,
+            )
+        self.relay = Relay(
+            settings=settings,
+            deliverer=Deliverer(self.keys, self.client),
+            quarantine=SqsQuarantine(sqs, settings.dead_letter_queue_url),
+            ledger=ledger,
+            pacer=pacer,
+            executor=self.executor,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+        self.keys.clear()
+        self.executor.shutdown(wait=False)
+
+
+_lock = threading.Lock()
+_components: _Components | None = None
+
+
+def current_relay() -> Relay:
+    global _components  # noqa: PLW0603 - one relay per execution environment is the point
+    with _lock:
+        if _components is None:
+            _components = _Components(Settings.from_env())
+        return _components.relay
+
+
+def forget_relay(*_: Any) -> None:
+    """Drop pooled connections, cached credentials and configuration; the next call rebuilds them.
+
+    Used as the SnapStart restore hook (sockets and secrets must not outlive a snapshot) and by tests
+    that change the environment.
+    """
+    global _components  # noqa: PLW0603
+    with _lock:
+        if _components is not None:
+            _components.close()
+        _components = None

@@ -1,0 +1,102 @@
+"""Shared fixtures: a moto server over HTTP, the Refersion sandbox, and the relay's environment."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.local.aws import LocalAws, RelayResources, create_relay_resources
+from tests.local.lambda_shapes import FakeLambdaContext
+from tests.local.sandbox import RefersionSandbox
+
+PUBLIC_KEY = "pub_test_4f9a"
+SECRET_KEY = "sec_test_SUPERSECRET_7c21"
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalAws]:
+    with LocalAws() as aws:
+        yield aws
+
+
+@pytest.fixture
+def resources(local_aws: LocalAws) -> RelayResources:
+    return create_relay_resources(local_aws, public_key=PUBLIC_KEY, secret_key=SECRET_KEY)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RefersionSandbox]:
+    with RefersionSandbox(PUBLIC_KEY, SECRET_KEY) as running:
+        yield running
+
+
+@dataclass
+class RelayEnv:
+    """The relay configured against the local parts; `invoke` calls the real Lambda entry point."""
+
+    aws: LocalAws
+    resources: RelayResources
+    sandbox: RefersionSandbox
+    monkeypatch: pytest.MonkeyPatch
+
+    def set(self, **variables: str | None) -> None:
+        """Change the function's environment, as a redeploy would (the relay is rebuilt)."""
+        from handler.wiring import forget_relay
+
+        for name, value in variables.items():
+            if value is None:
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.monkeypatch.setenv(name, value)
+        forget_relay()
+
+    def invoke(self, event: dict[str, Any], context: FakeLambdaContext | None = None) -> Any:
+        from handler.app import lambda_handler
+
+        return lambda_handler(event, context or FakeLambdaContext())
+
+
+@pytest.fixture
+def relay_env(
+    monkeypatch: pytest.MonkeyPatch, local_aws: LocalAws, resources: RelayResources, sandbox: RefersionSandbox
+) -> Iterator[RelayEnv]:
+    from handler.wiring import forget_relay
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in local_aws.environ().items():
+        monkeypatch.setenv(name, value)
+    env = RelayEnv(local_aws, resources, sandbox, monkeypatch)
+    env.set(
+        REFERSION_SECRET_ID=resources.secret_id,
+        REFERSION_ENDPOINT=sandbox.url,
+        REFERSION_TIMEOUT_SECONDS="1",
+        REFERSION_MAX_CONCURRENCY="10",
+        DEAD_LETTER_QUEUE_URL=resources.dlq_url,
+        SOURCE_QUEUE_URL=None,
+        IDEMPOTENCY_TABLE_NAME=None,
+        POWERTOOLS_METRICS_NAMESPACE="RefersionRelayTest",
+    )
+    yield env
+    forget_relay()
+
+
+@pytest.fixture
+def invoke(relay_env: RelayEnv) -> Callable[..., Any]:
+    return relay_env.invoke
+
+
+@pytest.fixture
+def relay_logs() -> Iterator[io.StringIO]:
+    """Everything the relay's logger writes (JSON lines), whatever pytest does with stdout."""
+    from handler.observability import logger
+
+    buffer = io.StringIO()
+    stream_handler = logger.registered_handler
+    previous = stream_handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    stream_handler.setStream(previous)  # type: ignore[attr-defined]
