@@ -90,13 +90,25 @@ def invoke(relay_env: RelayEnv) -> Callable[..., Any]:
     return relay_env.invoke
 
 
-@pytest.fixture
+# Values the relay must never write anywhere: the secret key, and the seed's raw email and IP.
+NEVER_LOGGED = (SECRET_KEY, "jdoe@domain.com", "234.192.4.75")
+
+
+@pytest.fixture(autouse=True)
 def relay_logs() -> Iterator[io.StringIO]:
-    """Everything the relay's logger writes (JSON lines), whatever pytest does with stdout."""
+    """Everything the relay's logger writes (JSON lines), for every test of the suite.
+
+    After each test, whatever it did, the output must not contain the secret key or a raw email or IP
+    (SPEC §7): every scenario of the suite doubles as a leak check.
+    """
     from handler.observability import logger
 
     buffer = io.StringIO()
     stream_handler = logger.registered_handler
     previous = stream_handler.setStream(buffer)  # type: ignore[attr-defined]
-    yield buffer
-    stream_handler.setStream(previous)  # type: ignore[attr-defined]
+    try:
+        yield buffer
+    finally:
+        stream_handler.setStream(previous)  # type: ignore[attr-defined]
+    leaked = [value for value in NEVER_LOGGED if value in buffer.getvalue()]
+    assert not leaked, f"the relay logged a secret or personal value ({len(leaked)} of them)"

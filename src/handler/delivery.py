@@ -9,6 +9,7 @@ from handler.credentials import CredentialsError, KeyPair, KeyPairSource
 from handler.observability import logger
 from handler.outcomes import HttpVerdict, Outcome
 from handler.refersion_client import HttpAnswer
+from mapping import scrub_text
 
 _EXCERPT_CHARS = 200
 
@@ -71,7 +72,8 @@ def _delivery_from(answer: HttpAnswer, attempts: int) -> Delivery:
             attempts=attempts,
         )
     if answer.verdict is HttpVerdict.REJECTED:
-        reason = f"Refersion answered {answer.status}: {answer.detail[:_EXCERPT_CHARS]}".rstrip(": ")
+        excerpt = scrub_text(answer.detail[:_EXCERPT_CHARS])
+        reason = f"Refersion answered {answer.status}: {excerpt}".rstrip(": ")
         return Delivery(Outcome.REJECTED, reason=reason, answer=answer, attempts=attempts)
     if answer.status is not None:
         return Delivery(

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError, TimeoutError
+from urllib3.exceptions import (
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+    TimeoutError,
+)
 
 from handler.credentials import KeyPair
 from handler.outcomes import HttpVerdict, classify_status
@@ -98,6 +105,9 @@ class RefersionClient:
         cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
         if isinstance(cause, TimeoutError):
             detail, maybe = f"no answer within {self._timeout_seconds:g} s", True
+        elif isinstance(cause, SSLError):
+            # Nothing was sent: the handshake failed before any byte of the order left.
+            detail, maybe = f"TLS verification failed, nothing sent ({_first_line(cause)})", False
         elif isinstance(cause, NewConnectionError):
             detail, maybe = "could not connect", False
         elif isinstance(cause, ProtocolError):
@@ -127,6 +137,10 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _elapsed_ms(started: float) -> float:

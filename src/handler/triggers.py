@@ -11,6 +11,10 @@ from pydantic import ValidationError
 
 from mapping import InvalidEvent
 
+# SQS's classic message limit and EventBridge's event limit: a larger record cannot have come through
+# the documented path, and could not be quarantined or redriven as it is.
+MAX_RECORD_BYTES = 256 * 1024
+
 
 class UnsupportedTrigger(Exception):
     """The function was invoked with something that is neither an SQS batch nor an EventBridge event."""
@@ -56,9 +60,24 @@ def datafly_event_of(record: InboundRecord) -> dict[str, Any]:
     Bodies are decoded here rather than with a `Json[...]` field on the SQS model: a body that is
     not JSON must end as an invalid outcome for that record alone, never fail the whole batch.
     """
+    size = len(record.raw_body.encode())
+    if size > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            (f"body: {size} bytes is over the {MAX_RECORD_BYTES // 1024} KB limit of a record",)
+        )
     payload = record.payload if record.payload is not None else _decode_json_object(record.raw_body)
+    payload = _unwrap_invocation_record(payload)
     if is_eventbridge_event(payload):
         return _detail_of(payload)
+    return payload
+
+
+def _unwrap_invocation_record(payload: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge-direct event that failed every retry reaches the DLQ as Lambda's on-failure
+    invocation record; redriven to the queue, the event to relay is its requestPayload."""
+    inner = payload.get("requestPayload")
+    if "requestContext" in payload and isinstance(inner, dict):
+        return inner
     return payload
 
 

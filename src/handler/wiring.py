@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from handler.config import Settings
+from handler.config import ConfigurationError, Settings
 from handler.credentials import SecretsManagerKeyPairs
 from handler.delivery import Deliverer
 from handler.idempotency import DynamoDBOrderLedger, NoLedger, OrderLedger
+from handler.observability import logger
 from handler.pacing import NoPacing, RetryPacer, SqsVisibilityPacer
 from handler.quarantine import SqsQuarantine
 from handler.refersion_client import RefersionClient
@@ -74,8 +75,17 @@ def current_relay() -> Relay:
     global _components  # noqa: PLW0603 - one relay per execution environment is the point
     with _lock:
         if _components is None:
-            _components = _Components(Settings.from_env())
+            _components = _Components(_settings_or_log())
         return _components.relay
+
+
+def _settings_or_log() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as exc:
+        # Every invocation fails until this is fixed; SQS keeps the records and redrives them.
+        logger.error("the function is misconfigured; nothing is delivered", extra={"problem": str(exc)})
+        raise
 
 
 def forget_relay(*_: Any) -> None:

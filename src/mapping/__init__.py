@@ -6,7 +6,7 @@ No AWS, no network, no environment, no logging: values in, values (or InvalidEve
 from mapping.datafly import DataflyEvent, EventKind, classify_event
 from mapping.errors import InvalidEvent
 from mapping.order import map_order
-from mapping.privacy import consent_denied, is_sha256_hex, mask_email, mask_ip
+from mapping.privacy import consent_denied, is_sha256_hex, mask_email, mask_ip, scrub_text
 from mapping.refersion import RefersionCustomer, RefersionItem, RefersionOrder
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "map_order",
     "mask_email",
     "mask_ip",
+    "scrub_text",
 ]

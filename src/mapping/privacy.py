@@ -64,3 +64,14 @@ def mask_ip(value: str) -> str:
         return f"{first}.{second}.x.x"
     groups = address.exploded.split(":")
     return ":".join([*(format(int(group, 16), "x") for group in groups[:2]), *["x"] * 6])
+
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s@\"'<>,;:()\[\]{}]+@[^\s@\"'<>,;:()\[\]{}]+\.[A-Za-z]{2,}")
+_IPV4_IN_TEXT = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+
+
+def scrub_text(text: str) -> str:
+    """Mask anything that looks like an email or an IPv4 address in free text (e.g. a response body
+    quoted in a reason), so a third party's echo of the order cannot leak them into logs."""
+    masked = _EMAIL_IN_TEXT.sub(lambda found: mask_email(found.group(0)), text)
+    return _IPV4_IN_TEXT.sub(lambda found: mask_ip(found.group(0)), masked)
