@@ -92,6 +92,10 @@ soak: venv ## Fault-injection soak on the local topology (prints the guarantees 
 demo: venv ## Run the relay end to end on a local stack (no AWS account needed)
 	$(PY) -m tests.local.demo
 
+.PHONY: preview
+preview: venv ## Show the Refersion body an event maps to (or why not): make preview EVENT=events/datafly/seed-order.json
+	cd src && ../$(PY) -m mapping $(abspath $(EVENT))
+
 .PHONY: clean
 clean: ## Remove environments and caches
 	rm -rf .tools $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(COMPAT_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
