@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -87,7 +88,6 @@ class SecretsManagerKeyPairs:
                 self._secret_id, transform="json", max_age=self._max_age, force_fetch=force
             )
         except Exception as exc:
-            # Powertools wraps the SDK error; its text names the error code, never the secret's value.
             raise CredentialsError(f"secret {self._secret_id}: cannot be read ({_describe(exc)})") from None
         return key_pair_from_secret(value, self._secret_id)
 
@@ -98,8 +98,7 @@ class SecretsManagerKeyPairs:
 
 
 def _describe(exc: Exception) -> str:
-    text = str(exc)
-    # A JSON decoding error's message could quote the start of the secret: keep only its kind.
-    if "Expecting" in text or "JSON" in text or "decode" in text.lower():
-        return "SecretString is not JSON"
-    return text[:300]
+    if isinstance(exc, TransformParameterError):
+        return "SecretString is not JSON"  # the decoder's own message could quote the secret's start
+    # The SDK's message names the error code and the secret id, never its value.
+    return str(exc)[:300]

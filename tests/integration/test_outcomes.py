@@ -244,12 +244,16 @@ def test_an_unreadable_secret_posts_nothing_and_loses_nothing(relay_env: RelayEn
 
 
 @pytest.mark.parametrize(
-    "secret_string",
-    ['{"public_key": "pub"}', "not json", '{"public_key": "pub", "secret_key": "sec\\r\\nX-Evil: 1"}'],
+    ("secret_string", "problem"),
+    [
+        ('{"public_key": "pub"}', "secret_key is missing"),
+        ("not json", "SecretString is not JSON"),
+        ('{"public_key": "pub", "secret_key": "sec\\r\\nX-Evil: 1"}', "not allowed in an HTTP header"),
+    ],
     ids=["missing-secret-key", "not-json", "crlf-in-key"],
 )
 def test_a_malformed_secret_posts_nothing_and_says_why_without_values(
-    relay_env: RelayEnv, secret_string: str, relay_logs: io.StringIO
+    relay_env: RelayEnv, secret_string: str, problem: str, relay_logs: io.StringIO
 ) -> None:
     relay_env.aws.client("secretsmanager").put_secret_value(
         SecretId=relay_env.resources.secret_id, SecretString=secret_string
@@ -260,6 +264,7 @@ def test_a_malformed_secret_posts_nothing_and_says_why_without_values(
     assert relay_env.sandbox.received() == []
     logged = relay_logs.getvalue()
     assert "Refersion key pair unavailable" in logged
+    assert problem in logged
     assert "X-Evil" not in logged
 
 
