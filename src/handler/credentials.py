@@ -89,7 +89,12 @@ class SecretsManagerKeyPairs:
             )
         except Exception as exc:
             raise CredentialsError(f"secret {self._secret_id}: cannot be read ({_describe(exc)})") from None
-        return key_pair_from_secret(value, self._secret_id)
+        try:
+            return key_pair_from_secret(value, self._secret_id)
+        except CredentialsError:
+            # Do not keep a malformed value for SECRET_CACHE_SECONDS: the fix takes effect at once.
+            self._provider.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+            raise
 
     def clear(self) -> None:
         """Forget the cached pair (SnapStart restore, tests)."""

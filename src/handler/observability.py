@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -13,8 +14,10 @@ from handler.outcomes import RecordResult
 SERVICE = "refersion-relay"
 NAMESPACE = "RefersionRelay"
 
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Powertools' own variables win (the template sets them); these defaults keep a bare run meaningful.
+_service = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
+logger = Logger(service=_service)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=_service)
 
 # Records are handled on worker threads and Powertools Metrics keeps a plain dict: serialise additions.
 _metrics_lock = threading.Lock()

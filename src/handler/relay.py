@@ -163,6 +163,8 @@ class Relay:
             attempts=delivery.attempts,
             retry_after_seconds=answer.retry_after_seconds if answer else None,
             body_logged=order.to_log_dict(),
+            # A post with no answer may still have been credited: say so, the retry could double it.
+            extra={"maybe_received": True} if answer is not None and answer.maybe_received else {},
         )
 
     def _set_aside(self, inbound: InboundRecord, result: RecordResult) -> RecordResult:

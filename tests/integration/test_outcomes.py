@@ -273,3 +273,33 @@ def test_a_failed_quarantine_sends_the_record_back_instead_of_losing_it(relay_en
     event = sqs_event("not json")
     response = relay_env.invoke(event)
     assert failures(response) == [event["Records"][0]["messageId"]]
+
+
+def test_a_fixed_secret_takes_effect_at_once_without_waiting_for_the_cache(relay_env: RelayEnv) -> None:
+    secrets = relay_env.aws.client("secretsmanager")
+    secrets.put_secret_value(SecretId=relay_env.resources.secret_id, SecretString='{"public_key": "pub"}')
+    assert len(failures(relay_env.invoke(sqs_event(as_eventbridge_body(seed_event()))))) == 1
+    put_key_pair(relay_env.aws, relay_env.resources.secret_id, PUBLIC_KEY, SECRET_KEY)
+    assert failures(relay_env.invoke(sqs_event(as_eventbridge_body(seed_event())))) == []
+    assert relay_env.sandbox.accepted_order_ids() == ["20150401102883"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "maybe_received"),
+    [
+        (Reply(delay=3.0), True),
+        (Reply(drop="after"), True),
+        (Reply(drop="before"), True),
+        (Reply(status=503), None),
+    ],
+    ids=["timeout", "dropped-after", "dropped-before", "503"],
+)
+def test_a_retry_that_may_have_reached_refersion_says_so(
+    relay_env: RelayEnv, relay_logs: io.StringIO, reply: Reply, maybe_received: bool | None
+) -> None:
+    # Without an answer the relay cannot know whether Refersion credited the order; the log says so.
+    relay_env.sandbox.script(reply)
+    relay_env.invoke(sqs_event(as_eventbridge_body(seed_event())))
+    [line] = [json.loads(x) for x in relay_logs.getvalue().splitlines() if '"outcome"' in x]
+    assert line["outcome"] == "retry"
+    assert line.get("maybe_received") is maybe_received

@@ -394,6 +394,7 @@ ALARMS = {
     "FunctionErrorsAlarm": ("AWS/Lambda", "Errors", "RelayFunction"),
     "FunctionThrottlesAlarm": ("AWS/Lambda", "Throttles", "RelayFunction"),
     "OrderQueueAgeAlarm": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "OrderQueue"),
+    "RetriesAlarm": ("RefersionRelay", "retry", "refersion-relay"),
 }
 
 
