@@ -10,23 +10,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import order, track
-from tests.local.lambda_shapes import load_event
+from tests.local.lambda_shapes import EVENTBRIDGE_KEYS, load_event
 from tests.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-
-# Keys of an event as EventBridge delivers it to a target.
-EVENTBRIDGE_KEYS = {
-    "version",
-    "id",
-    "detail-type",
-    "source",
-    "account",
-    "time",
-    "region",
-    "resources",
-    "detail",
-}
 
 
 def test_rule_forwards_order_completed_in_any_letter_case_and_nothing_else(stack: LocalStack) -> None:

@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import PUBLIC_KEY, SECRET_KEY
 from tests.e2e.conftest import order, track
-from tests.integration.test_outcomes import SEED_BODY
 from tests.local.lambda_shapes import load_event
 from tests.local.poller import EventSourceMapping, RecordReport
 from tests.local.sandbox import Reply
+from tests.local.seed import seed_body
 from tests.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -221,7 +221,7 @@ def test_the_demo_runs_by_itself_and_shows_what_happened() -> None:
     assert "no thread or listening socket left behind" in out
     body = out.split("Body Refersion received for the seed's example", 1)[1].split(":\n", 1)[1]
     body = body.split("\n\nDead-letter queue", 1)[0]
-    assert json.loads(body, parse_float=Decimal) == json.loads(SEED_BODY, parse_float=Decimal)
+    assert json.loads(body, parse_float=Decimal) == seed_body()
     assert '"level"' not in out  # no raw log lines
     assert '"_aws"' not in out  # no EMF metric documents
     assert done.stderr == ""

@@ -17,18 +17,6 @@ pytestmark = pytest.mark.e2e
 
 # Queue attributes moto 5.2.5 accepts but does not keep (nor return): they cannot be compared here.
 MOTO_DROPS = {"RedriveAllowPolicy"}
-# Keys of an event as EventBridge delivers it to a target.
-EVENTBRIDGE_KEYS = {
-    "version",
-    "id",
-    "detail-type",
-    "source",
-    "account",
-    "time",
-    "region",
-    "resources",
-    "detail",
-}
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import RelayEnv
-from tests.integration.test_outcomes import as_eventbridge_body, failures, seed_event
+from tests.integration.test_outcomes import as_eventbridge_body, failures
 from tests.local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event, sqs_record
 from tests.local.sandbox import Reply
+from tests.local.seed import seed_event
 
 pytestmark = pytest.mark.integration
 

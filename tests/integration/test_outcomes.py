@@ -3,7 +3,6 @@ urllib3 to the Refersion sandbox over HTTP."""
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 from decimal import Decimal
@@ -13,31 +12,11 @@ import pytest
 
 from tests.conftest import PUBLIC_KEY, SECRET_KEY, RelayEnv
 from tests.local.aws import drain_queue, put_key_pair
-from tests.local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, load_event, sqs_event
+from tests.local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event
 from tests.local.sandbox import Reply
+from tests.local.seed import seed_body, seed_event
 
 pytestmark = pytest.mark.integration
-
-# The seed page's example request body, verbatim.
-SEED_BODY = """{
-  "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
-  "order_id": "20150401102883",
-  "currency_code": "USD",
-  "shipping": 9.99,
-  "tax": 0.57,
-  "discount": 2.25,
-  "discount_code": "HOLIDAY1",
-  "customer": {
-    "first_name": "John", "last_name": "Doe", "email": "jdoe@domain.com", "ip_address": "234.192.4.75"
-  },
-  "items": [{"sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2}]
-}"""
-
-
-def seed_event(**changes: Any) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("datafly/seed-order.json"))
-    event["properties"].update(changes)
-    return event
 
 
 def as_eventbridge_body(event: dict[str, Any]) -> str:
@@ -56,8 +35,8 @@ def test_seed_example_is_delivered_with_exactly_the_seed_body_and_headers(relay_
     # Then Refersion got exactly the seed's body and headers, and nothing is reported for retry
     assert failures(response) == []
     [request] = relay_env.sandbox.received()
-    assert request.json() == json.loads(SEED_BODY, parse_float=Decimal)
-    assert list(request.json()) == list(json.loads(SEED_BODY))
+    assert request.json() == seed_body()
+    assert list(request.json()) == list(seed_body())
     assert request.headers["Refersion-Public-Key"] == PUBLIC_KEY
     assert request.headers["Refersion-Secret-Key"] == SECRET_KEY
     assert request.headers["Content-Type"] == "application/json"
@@ -209,7 +188,7 @@ def test_the_three_trigger_shapes_give_the_same_body(relay_env: RelayEnv) -> Non
     bodies = [request.body for request in relay_env.sandbox.received()]
     assert len(bodies) == 3
     assert bodies[0] == bodies[1] == bodies[2]
-    assert json.loads(bodies[0], parse_float=Decimal) == json.loads(SEED_BODY, parse_float=Decimal)
+    assert json.loads(bodies[0], parse_float=Decimal) == seed_body()
 
 
 def test_an_eventbridge_direct_retry_raises_so_lambda_retries_it(relay_env: RelayEnv) -> None:

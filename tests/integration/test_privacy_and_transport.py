@@ -13,10 +13,11 @@ import pytest
 import trustme
 
 from tests.conftest import NEVER_LOGGED, PUBLIC_KEY, SECRET_KEY, RelayEnv
-from tests.integration.test_outcomes import as_eventbridge_body, failures, seed_event
+from tests.integration.test_outcomes import as_eventbridge_body, failures
 from tests.local.aws import drain_queue
 from tests.local.lambda_shapes import eventbridge_envelope, sqs_event
 from tests.local.sandbox import RefersionSandbox, Reply
+from tests.local.seed import seed_event
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,10 @@ from typing import Any
 from tests.local.aws import ACCOUNT, REGION
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+# Keys of an event as EventBridge delivers it to a target.
+EVENTBRIDGE_KEYS = frozenset(
+    {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+)
 DEFAULT_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:refersion-relay-OrderQueue"
 
 

@@ -23,27 +23,13 @@ import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
 
 from tests.local.sandbox import PATH, RefersionSandbox, Reply
+from tests.local.seed import SEED_BODY_JSON
 
 PUBLIC, SECRET = "pub_test", "sec_test"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# The request body of the seed document's example (seed/refersion-integration.txt).
-SEED_BODY: dict[str, Any] = {
-    "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
-    "order_id": "20150401102883",
-    "currency_code": "USD",
-    "shipping": 9.99,
-    "tax": 0.57,
-    "discount": 2.25,
-    "discount_code": "HOLIDAY1",
-    "customer": {
-        "first_name": "John",
-        "last_name": "Doe",
-        "email": "jdoe@domain.com",
-        "ip_address": "234.192.4.75",
-    },
-    "items": [{"sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2}],
-}
+# The request body of the seed document's example, with plain floats as a client would send it.
+SEED_BODY: dict[str, Any] = json.loads(SEED_BODY_JSON)
 
 
 def order(order_id: str = "20150401102883", **changes: Any) -> dict[str, Any]:

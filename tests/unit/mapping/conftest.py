@@ -11,53 +11,10 @@ from typing import Any
 import pytest
 
 import mapping
+from tests.local.seed import SEED_BODY_JSON
+from tests.local.seed import seed_event as load_seed_event
 
-# SPEC §2: the seed's datafly.track("Order Completed", …) call after its identify call.
-SEED_EVENT: dict[str, Any] = {
-    "type": "track",
-    "event": "Order Completed",
-    "messageId": "7f1c2d4e-8a9b-4c3d-9e8f-0a1b2c3d4e5f",
-    "timestamp": "2026-11-20T10:00:00Z",
-    "anonymousId": "anon_1",
-    "userId": "user_1",
-    "properties": {
-        "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
-        "order_id": "20150401102883",
-        "currency": "USD",
-        "shipping": 9.99,
-        "tax": 0.57,
-        "discount": 2.25,
-        "coupon": "HOLIDAY1",
-        "products": [{"sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2}],
-    },
-    "context": {
-        "ip": "234.192.4.75",
-        "traits": {"email": "jdoe@domain.com", "first_name": "John", "last_name": "Doe"},
-        "consent": {"marketing": True},
-    },
-}
-
-# The request body printed on the seed page, verbatim.
-SEED_BODY_JSON = """
-{
-  "cart_id": "DDXqfBngTWuX8N8Asqr2mY3RkmHCXdM7Vz6mdHkjwrEnN5zyRY",
-  "order_id": "20150401102883",
-  "currency_code": "USD",
-  "shipping": 9.99,
-  "tax": 0.57,
-  "discount": 2.25,
-  "discount_code": "HOLIDAY1",
-  "customer": {
-    "first_name": "John",
-    "last_name": "Doe",
-    "email": "jdoe@domain.com",
-    "ip_address": "234.192.4.75"
-  },
-  "items": [
-    { "sku": "PROD_A", "name": "Product A", "price": 5.50, "quantity": 2 }
-  ]
-}
-"""
+SEED_EVENT: dict[str, Any] = load_seed_event()
 
 
 def exact_json(data: bytes | str) -> Any:
