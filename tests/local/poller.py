@@ -191,6 +191,12 @@ class EventSourceMapping:
             return None
         return self._invoke(messages)
 
+    def receive_batch(self, wait_seconds: float | None = None) -> list[dict[str, Any]]:
+        """Gather one batch as poll_once() does, without invoking anything: for a caller that runs the
+        handler itself (in another process, say). The messages stay in flight until the caller deletes
+        them or changes their visibility; ``lambda_event(messages)`` is the event Lambda would pass."""
+        return self._gather(self._poll_wait() if wait_seconds is None else wait_seconds)
+
     def run_until_drained(self, timeout: float) -> list[Invocation]:
         """Poll and invoke until the queue is drained; the invocations this call made.
 
