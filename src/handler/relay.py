@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
-from handler.batch import ConcurrentBatchProcessor
+from handler.batch import map_records, partial_batch_response
 from handler.config import Settings
 from handler.delivery import Deliverer, Delivery
 from handler.idempotency import OrderLedger
@@ -73,23 +73,14 @@ class Relay:
         raise UnsupportedTrigger("expected an SQS batch or an EventBridge event")
 
     def _handle_sqs_batch(self, event: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-        processor = ConcurrentBatchProcessor(self._executor)
-        finished: list[tuple[InboundRecord, RecordResult]] = []
-
-        def record_handler(record: SqsRecordModel) -> str:
+        def relay_one(record: SqsRecordModel) -> tuple[InboundRecord, RecordResult]:
             inbound = InboundRecord.from_sqs(record)
-            result = self.relay_record(inbound, deadline)
-            finished.append((inbound, result))  # list.append is atomic: safe from the workers
-            if result.outcome is Outcome.RETRY:
-                raise RetryLater(result.reason)
-            return result.outcome.value
+            return inbound, self.relay_record(inbound, deadline)
 
-        with processor(records=event["Records"], handler=record_handler):
-            processor.process()
-        self._pacer.pace(
-            [(inbound, result) for inbound, result in finished if result.outcome is Outcome.RETRY]
-        )
-        return dict(processor.response())
+        finished = map_records(event["Records"], relay_one, self._executor)
+        retries = [(inbound, result) for inbound, result in finished if result.outcome is Outcome.RETRY]
+        self._pacer.pace(retries)
+        return partial_batch_response(inbound.record_id for inbound, _ in retries)
 
     def _handle_eventbridge_event(self, event: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         inbound = InboundRecord.from_eventbridge(event)
