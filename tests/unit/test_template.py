@@ -108,7 +108,7 @@ def test_function_memory_and_timeout_defaults(template: dict[str, Any]) -> None:
     p = template["Resources"]["RelayFunction"]["Properties"]
     params = template["Parameters"]
     assert p["MemorySize"] == ref("FunctionMemorySize")
-    assert params["FunctionMemorySize"]["Default"] == 256
+    assert params["FunctionMemorySize"]["Default"] == 512
     assert p["Timeout"] == ref("FunctionTimeout")
     assert params["FunctionTimeout"]["Default"] == 60
 
