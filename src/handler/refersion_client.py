@@ -44,8 +44,15 @@ class HttpAnswer:
 class RefersionClient:
     """One pool of kept-alive connections, shared by the batch's workers and by warm invocations."""
 
-    def __init__(self, endpoint: str, timeout_seconds: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout_seconds: float,
+        max_connections: int,
+        idle_reset_seconds: float = IDLE_RESET_SECONDS,
+    ) -> None:
         self._endpoint = endpoint
+        self._idle_reset_seconds = idle_reset_seconds
         self._timeout = urllib3.Timeout(total=timeout_seconds)
         self._timeout_seconds = timeout_seconds
         # block=True: never more connections than workers; retries=False: a retry is SQS's job, so
@@ -98,7 +105,7 @@ class RefersionClient:
         now = time.monotonic()
         with self._lock:
             idle_for, self._last_used = now - self._last_used, now
-        if idle_for > IDLE_RESET_SECONDS:
+        if idle_for > self._idle_reset_seconds:
             self._pool.clear()
 
     def _transport_failure(self, exc: BaseException, started: float) -> HttpAnswer:
