@@ -77,6 +77,23 @@ template: $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## sam validate, cfn-lint an
 	# Every skipped check is suppressed in place in template.yaml with its reason.
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
+.PHONY: build
+build: $(SAM_VENV)/.stamp ## sam build for arm64 python3.13, precompiled, and the package's size
+	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+	  echo "build: sam build needs python3.13 on PATH; this machine has $$($(PYTHON) --version), skipped"; else \
+	  PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml && \
+	  $(MAKE) --no-print-directory bytecode; fi
+
+# Lambda's /var/task is read-only, so bytecode cannot be cached there: a package without it compiles
+# every module it imports at each cold start (measured here: import of handler.app 0.44 s -> 1.57 s).
+# unchecked-hash: valid whatever the unzipped files' timestamps are.
+.PHONY: bytecode
+bytecode:
+	$(PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/RelayFunction
+	@rm -f .aws-sam/package-size.zip
+	@$(PYTHON) -m zipfile -c .aws-sam/package-size.zip .aws-sam/build/RelayFunction/
+	@echo "build: package $$(du -sh .aws-sam/build/RelayFunction | cut -f1) unzipped, $$(du -h .aws-sam/package-size.zip | cut -f1) zipped (limit 250 MB unzipped), $$(find .aws-sam/build/RelayFunction -name '*.pyc' | wc -l) modules precompiled"
+
 .PHONY: compat
 compat: | $(UV) ## The code imports and the pure tests pass on Python 3.11 too
 	@if [ -z "$(COMPAT_PYTHON)" ]; then echo "compat: no python3.11 on this machine, skipped"; else \
@@ -87,7 +104,7 @@ compat: | $(UV) ## The code imports and the pure tests pass on Python 3.11 too
 	  $(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/unit/mapping tests/unit/mapping; fi
 
 .PHONY: test
-test: lint template compat pytest ## Every check (what .ci/run runs)
+test: lint template build compat pytest ## Every check (what .ci/run runs)
 
 .PHONY: bench
 bench: venv ## Benchmarks: batch wall time, CPU per record, cold start, peak RSS (prints figures)
