@@ -22,8 +22,16 @@ from handler.relay import Relay
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Bounded SDK calls: a slow AWS endpoint must not eat the invocation's time budget.
-_SDK_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+def _sdk_config(settings: Settings) -> Config:
+    # Bounded calls, so a slow AWS endpoint cannot eat the invocation's time budget; one pooled
+    # connection per worker, so concurrent records never wait for one.
+    return Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max(10, settings.max_concurrency),
+    )
 
 
 class _Components:
@@ -32,9 +40,10 @@ class _Components:
     def __init__(self, settings: Settings) -> None:
         # boto3 honours AWS_ENDPOINT_URL, so a local emulator needs no code path of its own.
         session = boto3.session.Session()
-        sqs = session.client("sqs", config=_SDK_CONFIG)
+        sdk_config = _sdk_config(settings)
+        sqs = session.client("sqs", config=sdk_config)
         self.keys = SecretsManagerKeyPairs(
-            session.client("secretsmanager", config=_SDK_CONFIG),
+            session.client("secretsmanager", config=sdk_config),
             settings.secret_id,
             settings.secret_cache_seconds,
         )
@@ -42,7 +51,7 @@ class _Components:
         self.executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="relay")
         ledger: OrderLedger = NoLedger()
         if settings.idempotency_table_name:
-            dynamodb: DynamoDBClient = session.client("dynamodb", config=_SDK_CONFIG)
+            dynamodb: DynamoDBClient = session.client("dynamodb", config=sdk_config)
             ledger = DynamoDBOrderLedger(dynamodb, settings.idempotency_table_name)
         pacer: RetryPacer = NoPacing()
         if settings.source_queue_url:
