@@ -272,7 +272,7 @@ def measure_cpu(report: Report, *, quick: bool) -> float:
     # What else the relay spends per record around that path (not in the target's figure).
     record = sqs_record(body)
     extra = {
-        "SqsRecordModel (Powertools parser model, each record)": lambda: SqsRecordModel.model_validate(record),
+        "SqsRecordModel (Powertools parser model)": lambda: SqsRecordModel.model_validate(record),
         "to_log_dict (masked body for the outcome line)": order.to_log_dict,
     }
     result = RecordResult(
