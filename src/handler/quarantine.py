@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from handler.outcomes import Outcome
+from handler.outcomes import RecordResult
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -19,16 +19,7 @@ class QuarantineError(Exception):
 
 
 class Quarantine(Protocol):
-    def send(
-        self,
-        body: str,
-        outcome: Outcome,
-        reason: str,
-        *,
-        record_id: str,
-        order_id: str | None,
-        http_status: int | None,
-    ) -> None: ...
+    def send(self, body: str, result: RecordResult) -> None: ...
 
 
 class SqsQuarantine:
@@ -38,17 +29,8 @@ class SqsQuarantine:
         self._client = client
         self._queue_url = queue_url
 
-    def send(
-        self,
-        body: str,
-        outcome: Outcome,
-        reason: str,
-        *,
-        record_id: str,
-        order_id: str | None,
-        http_status: int | None,
-    ) -> None:
-        attributes = quarantine_attributes(outcome, reason, record_id, order_id, http_status)
+    def send(self, body: str, result: RecordResult) -> None:
+        attributes = quarantine_attributes(result)
         try:
             self._client.send_message(
                 QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=attributes
@@ -57,17 +39,16 @@ class SqsQuarantine:
             raise QuarantineError(f"dead-letter queue send failed ({type(exc).__name__})") from None
 
 
-def quarantine_attributes(
-    outcome: Outcome, reason: str, record_id: str, order_id: str | None, http_status: int | None
-) -> dict[str, MessageAttributeValueTypeDef]:
+def quarantine_attributes(result: RecordResult) -> dict[str, MessageAttributeValueTypeDef]:
+    """Why the record is here, in words (reason) and as fields to filter on."""
     attributes: dict[str, MessageAttributeValueTypeDef] = {
-        "outcome": {"DataType": "String", "StringValue": outcome.value},
-        "reason": {"DataType": "String", "StringValue": reason[:_REASON_LIMIT] or "-"},
-        "source_record_id": {"DataType": "String", "StringValue": record_id or "-"},
+        "outcome": {"DataType": "String", "StringValue": result.outcome.value},
+        "reason": {"DataType": "String", "StringValue": result.reason[:_REASON_LIMIT] or "-"},
+        "source_record_id": {"DataType": "String", "StringValue": result.record_id or "-"},
         "quarantined_at": {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()},
     }
-    if order_id:
-        attributes["order_id"] = {"DataType": "String", "StringValue": order_id}
-    if http_status is not None:
-        attributes["http_status"] = {"DataType": "Number", "StringValue": str(http_status)}
+    if result.order_id:
+        attributes["order_id"] = {"DataType": "String", "StringValue": result.order_id}
+    if result.http_status is not None:
+        attributes["http_status"] = {"DataType": "Number", "StringValue": str(result.http_status)}
     return attributes

@@ -161,14 +161,7 @@ class Relay:
     def _set_aside(self, inbound: InboundRecord, result: RecordResult) -> RecordResult:
         """Quarantine an invalid or rejected record; if that fails, it must come back instead."""
         try:
-            self._quarantine.send(
-                inbound.raw_body,
-                result.outcome,
-                result.reason,
-                record_id=inbound.record_id,
-                order_id=result.order_id,
-                http_status=result.http_status,
-            )
+            self._quarantine.send(inbound.raw_body, result)
         except QuarantineError as exc:
             logger.error(
                 "quarantine failed; the record will be retried", extra={"record_id": inbound.record_id}
