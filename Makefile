@@ -95,13 +95,13 @@ bytecode:
 	@echo "build: package $$(du -sh .aws-sam/build/RelayFunction | cut -f1) unzipped, $$(du -h .aws-sam/package-size.zip | cut -f1) zipped (limit 250 MB unzipped), $$(find .aws-sam/build/RelayFunction -name '*.pyc' | wc -l) modules precompiled"
 
 .PHONY: compat
-compat: | $(UV) ## The code imports and the pure tests pass on Python 3.11 too
+compat: | $(UV) ## The code imports and the unit tests pass on Python 3.11 too
 	@if [ -z "$(COMPAT_PYTHON)" ]; then echo "compat: no python3.11 on this machine, skipped"; else \
 	  $(UV) venv --quiet --allow-existing --python $(COMPAT_PYTHON) $(COMPAT_VENV) && \
 	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python --require-hashes -r src/requirements.txt && \
-	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python pytest==9.2.0 && \
+	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python pytest==9.2.0 pyyaml==6.0.4 && \
 	  cd src && ../$(COMPAT_VENV)/bin/python -c "import handler.app, mapping; print('compat: handler.app imports on', __import__('sys').version.split()[0])" && cd .. && \
-	  $(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/unit/mapping tests/unit/mapping; fi
+	  $(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/unit tests/unit; fi
 
 .PHONY: test
 test: lint template build compat pytest ## Every check (what .ci/run runs)
