@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +32,7 @@ KEY_PREFIX = "refersion-order"
 
 
 class OrderLedger(Protocol):
-    def deliver_once(self, order_id: str, deliver: Callable[[], Delivery]) -> Delivery: ...
+    def deliver_once(self, order_id: str, body: bytes, deliver: Callable[[], Delivery]) -> Delivery: ...
 
     def register_context(self, context: LambdaContext) -> None: ...
 
@@ -39,7 +40,7 @@ class OrderLedger(Protocol):
 class NoLedger:
     """IDEMPOTENCY_TABLE_NAME unset: every record is posted (SQS's at-least-once shows through)."""
 
-    def deliver_once(self, order_id: str, deliver: Callable[[], Delivery]) -> Delivery:
+    def deliver_once(self, order_id: str, body: bytes, deliver: Callable[[], Delivery]) -> Delivery:
         return deliver()
 
     def register_context(self, context: LambdaContext) -> None:
@@ -74,7 +75,7 @@ class DynamoDBOrderLedger:
         # An in-flight order whose invocation dies becomes retryable once this invocation's time is up.
         self._config.register_lambda_context(context)
 
-    def deliver_once(self, order_id: str, deliver: Callable[[], Delivery]) -> Delivery:
+    def deliver_once(self, order_id: str, body: bytes, deliver: Callable[[], Delivery]) -> Delivery:
         ran: list[Delivery] = []
 
         def tracked() -> Delivery:
@@ -82,7 +83,9 @@ class DynamoDBOrderLedger:
             return ran[0]
 
         try:
-            saved = self._deliver_idempotently(order={"order_id": order_id}, deliver=tracked)
+            saved = self._deliver_idempotently(
+                order={"order_id": order_id}, deliver=tracked, body_digest=body_digest(body)
+            )
         except _NotDelivered as exc:
             return exc.delivery
         except IdempotencyAlreadyInProgressError:
@@ -91,16 +94,33 @@ class DynamoDBOrderLedger:
             return _after_ledger_failure(ran, exc)
         if ran:
             return ran[0]
-        delivered_at = saved.get("delivered_at", "?") if isinstance(saved, dict) else "?"
-        return Delivery(Outcome.DUPLICATE, reason=f"order already delivered at {delivered_at}")
+        return _duplicate(saved if isinstance(saved, dict) else {}, body_digest(body))
 
 
-def _deliver_and_remember(order: dict[str, Any], deliver: Callable[[], Delivery]) -> dict[str, Any]:
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _duplicate(saved: dict[str, Any], digest: str) -> Delivery:
+    reason = f"order already delivered at {saved.get('delivered_at', '?')}"
+    if saved.get("body_sha256") not in (None, digest):
+        # Same order id, other amounts or items: Refersion keeps what it was sent first, so say so.
+        reason += " with a different body (this copy's changes were not sent)"
+        logger.warning(
+            "duplicate order with a different body", extra={"delivered_at": saved.get("delivered_at")}
+        )
+    return Delivery(Outcome.DUPLICATE, reason=reason)
+
+
+def _deliver_and_remember(
+    order: dict[str, Any], deliver: Callable[[], Delivery], body_digest: str
+) -> dict[str, Any]:
     delivery = deliver()
     if delivery.outcome is not Outcome.DELIVERED:
         raise _NotDelivered(delivery)
     status = delivery.answer.status if delivery.answer else None
-    return {"status": status, "delivered_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    delivered_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"status": status, "delivered_at": delivered_at, "body_sha256": body_digest}
 
 
 def _after_ledger_failure(ran: list[Delivery], exc: IdempotencyPersistenceLayerError) -> Delivery:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from handler.batch import map_records, partial_batch_response
 from handler.config import Settings
-from handler.delivery import Deliverer, Delivery
+from handler.delivery import Deliverer
 from handler.idempotency import OrderLedger
 from handler.observability import logger, report_outcome
 from handler.outcomes import Outcome, RecordResult
@@ -141,7 +141,7 @@ class Relay:
 
     def _deliver(self, inbound: InboundRecord, order: RefersionOrder) -> RecordResult:
         body = order.to_json_bytes()
-        delivery: Delivery = self._ledger.deliver_once(order.order_id, lambda: self._deliverer.deliver(body))
+        delivery = self._ledger.deliver_once(order.order_id, body, lambda: self._deliverer.deliver(body))
         answer = delivery.answer
         return RecordResult(
             inbound.record_id,

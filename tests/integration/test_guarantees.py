@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -183,3 +184,19 @@ def test_a_context_with_time_left_posts_every_record(ledger_env: RelayEnv) -> No
     event = sqs_event(*(as_eventbridge_body(seed_event(order_id=f"C-{i}")) for i in range(10)))
     assert failures(ledger_env.invoke(event, FakeLambdaContext(remaining_ms=60_000))) == []
     assert sorted(ledger_env.sandbox.accepted_order_ids()) == sorted(f"C-{i}" for i in range(10))
+
+
+def test_a_later_copy_with_other_amounts_is_a_duplicate_that_says_so(
+    ledger_env: RelayEnv, relay_logs: io.StringIO
+) -> None:
+    # Given an order already credited, when a copy with the same order id but another price arrives
+    ledger_env.invoke(sqs_event(as_eventbridge_body(seed_event())))
+    changed = seed_event(products=[{"sku": "PROD_A", "name": "Product A", "price": 7.25, "quantity": 2}])
+    ledger_env.invoke(sqs_event(as_eventbridge_body(changed)))
+    ledger_env.invoke(sqs_event(as_eventbridge_body(seed_event())))
+    # Then it is not posted again, and its outcome line says the body differed (an exact copy does not)
+    assert ledger_env.sandbox.accepted_order_ids() == ["20150401102883"]
+    lines = [json.loads(x) for x in relay_logs.getvalue().splitlines() if '"outcome"' in x]
+    assert [line["outcome"] for line in lines] == ["delivered", "duplicate", "duplicate"]
+    assert "with a different body" in lines[1]["reason"]
+    assert "different body" not in lines[2]["reason"]
