@@ -31,7 +31,7 @@ $(UV):
 $(VENV)/.stamp: pyproject.toml src/requirements.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(PY) --require-hashes -r src/requirements.txt
-	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra dev
+	$(UV) pip install --quiet --python $(PY) --editable '.[dev]'
 	touch $@
 
 $(SAM_VENV)/.stamp: | $(UV)
@@ -58,8 +58,8 @@ venv: $(VENV)/.stamp ## Create the development environment (.venv)
 
 .PHONY: lint
 lint: venv ## ruff, ruff format --check, mypy --strict on src/
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src local soak bench tests
+	$(VENV)/bin/ruff format --check src local soak bench tests
 	$(VENV)/bin/mypy
 
 .PHONY: unit
@@ -108,15 +108,15 @@ test: lint template build compat pytest ## Every check (what .ci/run runs)
 
 .PHONY: bench
 bench: venv ## Benchmarks: batch wall time, CPU per record, cold start, peak RSS (prints figures)
-	$(PY) -m tests.bench.bench_relay
+	$(PY) -m bench.bench_relay
 
 .PHONY: soak
 soak: venv ## Fault-injection soak on the local topology (prints the guarantees table)
-	$(PY) -m tests.soak.soak
+	$(PY) -m soak.soak
 
 .PHONY: demo
 demo: venv ## Run the relay end to end on a local stack (no AWS account needed)
-	$(PY) -m tests.local.demo
+	$(PY) -m local.demo
 
 .PHONY: preview
 preview: venv ## Show the Refersion body an event maps to (or why not): make preview EVENT=events/datafly/seed-order.json

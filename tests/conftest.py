@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.local.aws import LocalAws, RelayResources, create_relay_resources
-from tests.local.lambda_shapes import FakeLambdaContext
-from tests.local.sandbox import RefersionSandbox
-
-PUBLIC_KEY = "pub_test_4f9a"
-SECRET_KEY = "sec_test_SUPERSECRET_7c21"
+from local.aws import LocalAws, RelayResources, create_relay_resources
+from local.sandbox import RefersionSandbox
+from tests.support.keys import NEVER_LOGGED, PUBLIC_KEY, SECRET_KEY
+from tests.support.relay_env import RelayEnv
 
 
 @pytest.fixture(scope="session")
@@ -32,32 +29,6 @@ def resources(local_aws: LocalAws) -> RelayResources:
 def sandbox() -> Iterator[RefersionSandbox]:
     with RefersionSandbox(PUBLIC_KEY, SECRET_KEY) as running:
         yield running
-
-
-@dataclass
-class RelayEnv:
-    """The relay configured against the local parts; `invoke` calls the real Lambda entry point."""
-
-    aws: LocalAws
-    resources: RelayResources
-    sandbox: RefersionSandbox
-    monkeypatch: pytest.MonkeyPatch
-
-    def set(self, **variables: str | None) -> None:
-        """Change the function's environment, as a redeploy would (the relay is rebuilt)."""
-        from handler.wiring import forget_relay
-
-        for name, value in variables.items():
-            if value is None:
-                self.monkeypatch.delenv(name, raising=False)
-            else:
-                self.monkeypatch.setenv(name, value)
-        forget_relay()
-
-    def invoke(self, event: dict[str, Any], context: FakeLambdaContext | None = None) -> Any:
-        from handler.app import lambda_handler
-
-        return lambda_handler(event, context or FakeLambdaContext())
 
 
 @pytest.fixture
@@ -88,10 +59,6 @@ def relay_env(
 @pytest.fixture
 def invoke(relay_env: RelayEnv) -> Callable[..., Any]:
     return relay_env.invoke
-
-
-# Values the relay must never write anywhere: the secret key, and the seed's raw email and IP.
-NEVER_LOGGED = (SECRET_KEY, "jdoe@domain.com", "234.192.4.75")
 
 
 @pytest.fixture(autouse=True)

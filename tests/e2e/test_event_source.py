@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import order, track
-from tests.local.lambda_shapes import EVENTBRIDGE_KEYS, load_event
-from tests.local.stack import LocalStack
+from local.lambda_shapes import EVENTBRIDGE_KEYS, load_event
+from local.stack import LocalStack
+from tests.support.events import order, track
 
 pytestmark = pytest.mark.e2e
 

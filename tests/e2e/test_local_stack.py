@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tests.conftest import PUBLIC_KEY, SECRET_KEY
-from tests.local.stack import LocalStack
+from local.stack import LocalStack
+from tests.support.keys import PUBLIC_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PUBLIC_KEY, SECRET_KEY
-from tests.e2e.conftest import order, track
-from tests.local.lambda_shapes import load_event
-from tests.local.poller import EventSourceMapping, RecordReport
-from tests.local.sandbox import Reply
-from tests.local.seed import seed_body
-from tests.local.stack import LocalStack
+from local.lambda_shapes import load_event
+from local.poller import EventSourceMapping, RecordReport
+from local.sandbox import Reply
+from local.seed import seed_body
+from local.stack import LocalStack
+from tests.support.events import order, track
+from tests.support.keys import PUBLIC_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -203,7 +203,7 @@ def test_the_demo_runs_by_itself_and_shows_what_happened() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("AWS_")}
     # When the demo runs as a program
     done = subprocess.run(
-        [sys.executable, "-m", "tests.local.demo"],
+        [sys.executable, "-m", "local.demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,

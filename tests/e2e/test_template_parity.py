@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.local.stack import FAST_OVERRIDES, LocalStack
-from tests.local.template import TEMPLATE_PATH, load_document
+from local.stack import FAST_OVERRIDES, LocalStack
+from local.template import TEMPLATE_PATH, load_document
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def test_settings_are_read_from_the_template_itself(template: dict[str, Any]) ->
     queue = resources["OrderQueue"]["Properties"]
     source = resources["RelayFunction"]["Properties"]["Events"]["OrderQueue"]["Properties"]
     # When TemplateSettings is built
-    from tests.local.template import load_settings
+    from local.template import load_settings
 
     settings = load_settings()
     # Then it says what the file says
@@ -84,7 +84,7 @@ def test_queues_hold_the_templates_attributes(stack: LocalStack) -> None:
     assert int(dlq["MessageRetentionPeriod"]) == settings.dlq_message_retention
     assert "RedrivePolicy" not in dlq
     # ... and so is every other queue property the template sets, as far as moto keeps it
-    from tests.local.template import Scope
+    from local.template import Scope
 
     scope = Scope(stack_name=resources.stack_name, attributes=scope_attributes)
     for logical_id, held in (("OrderQueue", queue), ("OrderDeadLetterQueue", dlq)):

@@ -9,9 +9,9 @@ import pytest
 from handler.credentials import KeyPair
 from handler.outcomes import HttpVerdict
 from handler.refersion_client import RefersionClient
-from tests.conftest import PUBLIC_KEY, SECRET_KEY
-from tests.local.sandbox import RefersionSandbox
-from tests.local.seed import SEED_BODY_JSON
+from local.sandbox import RefersionSandbox
+from local.seed import SEED_BODY_JSON
+from tests.support.keys import PUBLIC_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RelayEnv
-from tests.integration.test_outcomes import as_eventbridge_body, failures
-from tests.local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event, sqs_record
-from tests.local.sandbox import Reply
-from tests.local.seed import seed_event
+from local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event, sqs_record
+from local.sandbox import Reply
+from local.seed import seed_event
+from tests.support.events import as_eventbridge_body, failures
+from tests.support.relay_env import RelayEnv
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ def _start_invocation_in_subprocess(
     script = (
         "import json, sys\n"
         "from handler.app import lambda_handler\n"
-        "from tests.local.lambda_shapes import FakeLambdaContext\n"
+        "from local.lambda_shapes import FakeLambdaContext\n"
         "lambda_handler(json.loads(sys.argv[1]), FakeLambdaContext(remaining_ms=float(sys.argv[2])))\n"
     )
     environ = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}

@@ -6,25 +6,18 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from tests.conftest import PUBLIC_KEY, SECRET_KEY, RelayEnv
-from tests.local.aws import drain_queue, put_key_pair
-from tests.local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event
-from tests.local.sandbox import Reply
-from tests.local.seed import seed_body, seed_event
+from local.aws import drain_queue, put_key_pair
+from local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event
+from local.sandbox import Reply
+from local.seed import seed_body, seed_event
+from tests.support.events import as_eventbridge_body, failures
+from tests.support.keys import PUBLIC_KEY, SECRET_KEY
+from tests.support.relay_env import RelayEnv
 
 pytestmark = pytest.mark.integration
-
-
-def as_eventbridge_body(event: dict[str, Any]) -> str:
-    return json.dumps(eventbridge_envelope(event))
-
-
-def failures(response: dict[str, Any]) -> list[str]:
-    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
 
 def test_seed_example_is_delivered_with_exactly_the_seed_body_and_headers(relay_env: RelayEnv) -> None:

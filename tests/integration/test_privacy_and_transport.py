@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.conftest import NEVER_LOGGED, PUBLIC_KEY, SECRET_KEY, RelayEnv
-from tests.integration.test_outcomes import as_eventbridge_body, failures
-from tests.local.aws import drain_queue
-from tests.local.lambda_shapes import eventbridge_envelope, sqs_event
-from tests.local.sandbox import RefersionSandbox, Reply
-from tests.local.seed import seed_event
+from local.aws import drain_queue
+from local.lambda_shapes import eventbridge_envelope, sqs_event
+from local.sandbox import RefersionSandbox, Reply
+from local.seed import seed_event
+from tests.support.events import as_eventbridge_body, failures
+from tests.support.keys import NEVER_LOGGED, PUBLIC_KEY, SECRET_KEY
+from tests.support.relay_env import RelayEnv
 
 pytestmark = pytest.mark.integration
 

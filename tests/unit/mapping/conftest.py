@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import mapping
-from tests.local.seed import SEED_BODY_JSON
-from tests.local.seed import seed_event as load_seed_event
+from local.seed import SEED_BODY_JSON
+from local.seed import seed_event as load_seed_event
 
 SEED_EVENT: dict[str, Any] = load_seed_event()
 

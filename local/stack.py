@@ -5,7 +5,7 @@
         stack.mapping().run_until_drained(timeout=30)         # Lambda's SQS poller, locally
         stack.sandbox.accepted_order_ids()                    # what "Refersion" credited
 
-What it holds, each built from template.yaml (tests/local/template.py), never from settings of its own:
+What it holds, each built from template.yaml (local/template.py), never from settings of its own:
 
 * the order events bus (OrderEventsBusName's default) and OrderCompletedRule with the template's
   EventPattern, targeting OrderQueue (with the target's DeadLetterConfig and RetryPolicy);
@@ -13,7 +13,7 @@ What it holds, each built from template.yaml (tests/local/template.py), never fr
   timeout, retention, redrive policy to the DLQ, ...), named as the template names them;
 * the secret holding the Refersion sandbox's key pair (the template takes its ARN as a parameter);
 * IdempotencyTable with the template's key schema, billing mode and TTL;
-* the Refersion sandbox (tests/local/sandbox.py) standing in for Refersion's webhook;
+* the Refersion sandbox (local/sandbox.py) standing in for Refersion's webhook;
 * the function's environment: the template's Environment.Variables, resolved against the resources
   above, plus what a boto3 client needs to reach moto, plus the overrides below for fast local runs.
 
@@ -37,11 +37,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Self
 
-from tests.local.aws import ACCOUNT, REGION, LocalAws, drain_queue
-from tests.local.lambda_shapes import load_event
-from tests.local.poller import EventSourceMapping, QueueDepth
-from tests.local.sandbox import RefersionSandbox
-from tests.local.template import (
+from local.aws import ACCOUNT, REGION, LocalAws, drain_queue
+from local.lambda_shapes import load_event
+from local.poller import EventSourceMapping, QueueDepth
+from local.sandbox import RefersionSandbox
+from local.template import (
     BUS_PARAMETER,
     DEAD_LETTER_QUEUE,
     QUEUE,

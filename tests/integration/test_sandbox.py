@@ -22,8 +22,8 @@ import trustme
 import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
 
-from tests.local.sandbox import PATH, RefersionSandbox, Reply
-from tests.local.seed import SEED_BODY_JSON
+from local.sandbox import PATH, RefersionSandbox, Reply
+from local.seed import SEED_BODY_JSON
 
 PUBLIC, SECRET = "pub_test", "sec_test"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -532,7 +532,7 @@ def test_given_control_endpoints_when_another_process_scripts_and_inspects_then_
 def test_given_the_module_run_as_a_script_when_started_then_it_prints_its_url_and_serves_until_interrupted(
     http: urllib3.PoolManager,
 ) -> None:
-    command = [sys.executable, "-m", "tests.local.sandbox", "--port", "0", "--public-key", "pub"]
+    command = [sys.executable, "-m", "local.sandbox", "--port", "0", "--public-key", "pub"]
     command += ["--secret-key", "sec"]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:

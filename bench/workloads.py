@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from tests.local.lambda_shapes import eventbridge_envelope, load_event, sqs_event
+from local.lambda_shapes import eventbridge_envelope, load_event, sqs_event
 
 # Lambda's limit for a synchronous invocation payload, which bounds an SQS batch.
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024

@@ -1,6 +1,6 @@
 """What the benchmark runs in fresh interpreters: a cold start and its floor, large and warm batches.
 
-Run by path, ``python tests/bench/child.py MODE RESULT_FILE [ARGS...]``, with
+Run by path, ``python bench/child.py MODE RESULT_FILE [ARGS...]``, with
 ``PYTHONPATH=src``, so that nothing but the standard library and what the mode imports is loaded:
 
 - ``floor``: import boto3, urllib3 and pydantic (BaseModel: ``import pydantic`` alone is lazy and

@@ -1,6 +1,6 @@
 """template.yaml read the way CloudFormation reads it: the one place the local stack takes its settings from.
 
-The local stack (tests/local/stack.py) and the SQS poller (tests/local/poller.py) never spell a queue
+The local stack (local/stack.py) and the SQS poller (local/poller.py) never spell a queue
 setting, a rule pattern or a batch size themselves: they ask this module, which reads template.yaml.
 A change to the template therefore changes the local topology too, and tests/e2e/test_template_parity.py
 checks what moto actually holds against what the template says.
@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import yaml
 
-TEMPLATE_PATH: Final = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE_PATH: Final = Path(__file__).resolve().parents[1] / "template.yaml"
 
 # Logical ids and names the project fixes (the template may be edited, these may not).
 FUNCTION: Final = "RelayFunction"

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SEED_EVENT_FILE = Path(__file__).resolve().parents[2] / "events" / "datafly" / "seed-order.json"
+SEED_EVENT_FILE = Path(__file__).resolve().parents[1] / "events" / "datafly" / "seed-order.json"
 
 # The request body printed on the seed page, verbatim.
 SEED_BODY_JSON = """{

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Self, TextIO
 
-from tests.local.aws import REGION
-from tests.local.lambda_shapes import FakeLambdaContext
+from local.aws import REGION
+from local.lambda_shapes import FakeLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

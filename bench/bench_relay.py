@@ -1,6 +1,6 @@
 """Performance benchmark of the relay: batch wall time, CPU per record, cold start and peak memory.
 
-    python -m tests.bench.bench_relay [--latency 0.05] [--runs 5] [--cold-runs 7] [--quick]
+    python -m bench.bench_relay [--latency 0.05] [--runs 5] [--cold-runs 7] [--quick]
 
 Everything runs on this machine: a moto server and the Refersion sandbox (with an injected latency)
 in this process, the relay either in this process (batches, CPU) or in fresh interpreters (cold start,
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import ROOT
-from tests.bench.workloads import (
+from bench import ROOT
+from bench.workloads import (
     LAMBDA_PAYLOAD_LIMIT,
     RECORD_LIMIT,
     large_batch,
@@ -40,9 +40,9 @@ from tests.bench.workloads import (
     seed_batch,
     seed_body,
 )
-from tests.local.aws import LocalAws, RelayResources, create_relay_resources
-from tests.local.lambda_shapes import FakeLambdaContext
-from tests.local.sandbox import RefersionSandbox
+from local.aws import LocalAws, RelayResources, create_relay_resources
+from local.lambda_shapes import FakeLambdaContext
+from local.sandbox import RefersionSandbox
 
 CHILD = Path(__file__).with_name("child.py")
 PUBLIC_KEY = "pub_bench_7d1e"
@@ -210,9 +210,9 @@ def measure_cpu(report: Report, *, quick: bool) -> float:
     from handler.observability import logger, metrics, report_outcome
     from handler.outcomes import Outcome, RecordResult
     from handler.triggers import InboundRecord, datafly_event_of
+    from local.lambda_shapes import sqs_record
     from mapping import DataflyEvent, EventKind, RefersionOrder, classify_event, consent_denied, map_order
     from mapping.order import _body_from
-    from tests.local.lambda_shapes import sqs_record
 
     repeats, min_time = (3, 0.02) if quick else (7, 0.1)
 
@@ -581,8 +581,8 @@ def measure_batches(stack: Stack, report: Report, *, latency: float, runs: int, 
 def measure_relay_cpu(stack: Stack, report: Report, workdir: Path, *, latency: float, quick: bool) -> None:
     """CPU of the relay alone per warm 10-record batch (a child process; the sandbox stays in this one),
     against the same 10 POSTs made with bare urllib3 and a thread pool of 10."""
+    from bench.workloads import seed_event
     from mapping import map_order
-    from tests.bench.workloads import seed_event
 
     stack.sandbox.set_latency(latency)
     environ = child_environ(stack.relay_environ(10))
@@ -909,9 +909,7 @@ def cost_notes(report: Report, batches: BatchFigures) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.bench.bench_relay", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_relay", description=__doc__.split("\n")[0])
     parser.add_argument("--latency", type=float, default=0.05, help="sandbox latency in seconds (0.05)")
     parser.add_argument("--runs", type=int, help="interleaved runs of the 10-record batches (5; --quick 2)")
     parser.add_argument("--cold-runs", type=int, help="interleaved floor/relay cold starts (7; --quick 4)")
@@ -925,7 +923,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     print(f"machine: {machine_line()}; load average (1 min) {load_average()}", flush=True)
     print(
-        f"command: python -m tests.bench.bench_relay --latency {args.latency:g} --runs {runs} "
+        f"command: python -m bench.bench_relay --latency {args.latency:g} --runs {runs} "
         f"--cold-runs {cold_runs}{' --quick' if args.quick else ''}",
         flush=True,
     )

@@ -13,7 +13,7 @@ In-process use::
 
 By hand (serves until Ctrl-C)::
 
-    python -m tests.local.sandbox --port 8080 --public-key pub --secret-key sec
+    python -m local.sandbox --port 8080 --public-key pub --secret-key sec
 
 Normal behaviour follows Refersion's documented contract (SPEC §5 and the seed document): 401 for a
 missing or wrong key pair, 400 naming the field for a missing ``cart_id``/``order_id``/``currency_code``
@@ -1085,7 +1085,7 @@ def _fault_plan(name: str, fault_delay: float) -> _Plan:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.local.sandbox",
+        prog="python -m local.sandbox",
         description="Serve a local stand-in for Refersion's paid-order webhook until Ctrl-C.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -1,4 +1,4 @@
-"""The relay end to end on a local stack: ``python -m tests.local.demo`` (what ``make demo`` runs).
+"""The relay end to end on a local stack: ``python -m local.demo`` (what ``make demo`` runs).
 
 Publishes four Datafly events on the local order events bus (PutEvents), lets the local SQS event
 source run the real handler until the queue is drained, and shows what happened to each event: the
@@ -18,15 +18,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from tests.local.lambda_shapes import load_event
-from tests.local.poller import EventSourceMapping
-from tests.local.sandbox import Reply
-from tests.local.stack import LocalStack
+from local.lambda_shapes import load_event
+from local.poller import EventSourceMapping
+from local.sandbox import Reply
+from local.stack import LocalStack
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 DRAIN_TIMEOUT_SECONDS = 45.0
 QUARANTINED = ("invalid", "rejected")
 FILTERED = "filtered by the rule"
@@ -168,15 +166,8 @@ def problems_of(
     return problems
 
 
-def code_root_on_path() -> None:
-    """src/ is the function's code root (CodeUri): importable as Lambda makes it, also under `make demo`."""
-    if str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
-
-
 def main(out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    code_root_on_path()
     started = time.monotonic()
     rows = scenario()
     seed, refused = rows[0], rows[3]

@@ -1,8 +1,8 @@
-"""Fault-injection soak on the local topology: ``python -m tests.soak.soak`` (what ``make soak`` runs).
+"""Fault-injection soak on the local topology: ``python -m soak.soak`` (what ``make soak`` runs).
 
 Publishes N valid Datafly "Order Completed" events, ~5 % invalid ones, ~10 % of the valid ones again
 later as duplicates (same order id and body, a new EventBridge event) and a few events that are not
-orders, on the local order events bus (tests/local/stack.py: bus -> rule -> queue -> Lambda-like poller
+orders, on the local order events bus (local/stack.py: bus -> rule -> queue -> Lambda-like poller
 -> relay -> Refersion sandbox, DLQ and idempotency table). The sandbox answers with a seeded mix of
 500, 503, 429 (Retry-After), timeouts, connections dropped before or after processing, and slow
 answers. At least one batch is run in a subprocess instead, and SIGKILLed mid-batch while some of its
@@ -49,12 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
-from tests.local.lambda_shapes import load_event
-from tests.local.poller import EventSourceMapping, Invocation
-from tests.local.sandbox import FAULTS, Received, RefersionSandbox, Reply
-from tests.local.stack import FAST_OVERRIDES, LocalStack
+from local.lambda_shapes import load_event
+from local.poller import EventSourceMapping, Invocation
+from local.sandbox import FAULTS, Received, RefersionSandbox, Reply
+from local.stack import FAST_OVERRIDES, LocalStack
 
-ROOT: Final = Path(__file__).resolve().parents[2]
+ROOT: Final = Path(__file__).resolve().parents[1]
 SRC: Final = ROOT / "src"
 
 DEFAULT_ORDERS: Final = 2000
@@ -75,8 +75,8 @@ FAULT_WEIGHTS: Final[Mapping[str, float]] = {
     "slow": 5,
 }
 FAULT_DELAY_SECONDS: Final = 1.0  # a "timeout" answer comes after this, twice the relay's timeout
-SLOW_SECONDS: Final = 0.2  # the sandbox's "slow" fault (tests/local/sandbox.py)
-# On top of tests/local/stack.py's FAST_OVERRIDES: a short timeout, so a timed-out post costs 0.5 s.
+SLOW_SECONDS: Final = 0.2  # the sandbox's "slow" fault (local/sandbox.py)
+# On top of local/stack.py's FAST_OVERRIDES: a short timeout, so a timed-out post costs 0.5 s.
 SOAK_OVERRIDES: Final[Mapping[str, str]] = {
     "REFERSION_TIMEOUT_SECONDS": "0.5",
     "RETRY_BASE_DELAY_SECONDS": "1",
@@ -107,7 +107,7 @@ ANSWERED = "answered"
 _KILLED_INVOCATION_SCRIPT: Final = (
     "import json, sys\n"
     "from handler.app import lambda_handler\n"
-    "from tests.local.lambda_shapes import FakeLambdaContext\n"
+    "from local.lambda_shapes import FakeLambdaContext\n"
     "with open(sys.argv[1], encoding='utf-8') as source:\n"
     "    event = json.load(source)\n"
     "lambda_handler(event, FakeLambdaContext(remaining_ms=float(sys.argv[2])))\n"
@@ -310,7 +310,6 @@ def run_soak(
     if orders < 10 or kills < 0:
         raise ValueError("at least 10 orders, and a number of kills >= 0")
     started = time.monotonic()
-    _code_root_on_path()
     plan = build_plan(orders, seed)
     limit = timeout if timeout is not None else 120.0 + 0.2 * len(plan)
     stack = LocalStack(overrides=SOAK_OVERRIDES)
@@ -994,14 +993,8 @@ def _some(items: Iterable[str], limit: int = 5) -> str:
     return "(" + ", ".join(shown[:limit]) + more + ")"
 
 
-def _code_root_on_path() -> None:
-    """src/ is the function's code root (CodeUri): importable as Lambda makes it, also under `make soak`."""
-    if str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.soak.soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m soak.soak", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--orders", type=int, default=DEFAULT_ORDERS, help=f"valid orders (default {DEFAULT_ORDERS})"
     )
