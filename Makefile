@@ -99,7 +99,7 @@ compat: | $(UV) ## The code imports and the unit tests pass on Python 3.11 too
 	@if [ -z "$(COMPAT_PYTHON)" ]; then echo "compat: no python3.11 on this machine, skipped"; else \
 	  $(UV) venv --quiet --allow-existing --python $(COMPAT_PYTHON) $(COMPAT_VENV) && \
 	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python --require-hashes -r src/requirements.txt && \
-	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python pytest==9.2.0 pyyaml==6.0.4 && \
+	  $(UV) pip install --quiet --python $(COMPAT_VENV)/bin/python pytest==9.2.0 pyyaml==6.0.4 hypothesis==6.170.17 && \
 	  cd src && ../$(COMPAT_VENV)/bin/python -c "import handler.app, mapping; print('compat: handler.app imports on', __import__('sys').version.split()[0])" && cd .. && \
 	  $(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/unit tests/unit; fi
 
