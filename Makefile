@@ -118,6 +118,10 @@ soak: venv ## Fault-injection soak on the local topology (prints the guarantees 
 demo: venv ## Run the relay end to end on a local stack (no AWS account needed)
 	$(PY) -m local.demo
 
+.PHONY: invoke
+invoke: venv ## Run the function once on an event, like `sam local invoke` without Docker: make invoke EVENT=events/sqs-mixed-batch.json
+	$(PY) -m local.invoke "$(EVENT)"
+
 .PHONY: preview
 preview: venv ## Show the Refersion body an event maps to (or why not): make preview EVENT=events/datafly/seed-order.json
 	cd src && ../$(PY) -m mapping $(abspath $(EVENT))
