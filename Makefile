@@ -85,7 +85,7 @@ build: $(SAM_VENV)/.stamp ## sam build for arm64 python3.13, precompiled, and th
 	  $(MAKE) --no-print-directory bytecode; fi
 
 # Lambda's /var/task is read-only, so bytecode cannot be cached there: a package without it compiles
-# every module it imports at each cold start (measured here: import of handler.app 0.44 s -> 1.57 s).
+# every module it imports at each cold start (measured cost: docs/PERFORMANCE.md, "Package size and bytecode").
 # unchecked-hash: valid whatever the unzipped files' timestamps are.
 .PHONY: bytecode
 bytecode:
