@@ -119,8 +119,8 @@ demo: venv ## Run the relay end to end on a local stack (no AWS account needed)
 	$(PY) -m local.demo
 
 .PHONY: preview
-preview: venv ## Show the Refersion body an event maps to (or why not): make preview EVENT=events/datafly/seed-order.json
-	cd src && ../$(PY) -m mapping $(abspath $(EVENT))
+preview: venv ## What the relay would do with an event, nothing sent: make preview EVENT=events/sqs-mixed-batch.json
+	$(PY) -m local.preview $(EVENT)
 
 .PHONY: clean
 clean: ## Remove environments and caches
