@@ -71,8 +71,13 @@ class ScriptedPoster:
     """A Poster answering from a script, in order (the last answer repeats); records every post."""
 
     def __init__(self, *script: HttpAnswer | Exception) -> None:
-        self._script = list(script) or [answer(200)]
+        self._script: list[HttpAnswer | Exception] = []
+        self.answer_with(*script)
         self.posts: list[tuple[bytes, KeyPair]] = []
+
+    def answer_with(self, *script: HttpAnswer | Exception) -> None:
+        """The next posts get these answers (an exception is raised instead), the last one repeating."""
+        self._script = list(script) or [answer(200)]
 
     @property
     def bodies(self) -> list[bytes]:
