@@ -45,10 +45,20 @@ class FakeKeyPairs:
         self.stored = keys
         self.cached = keys
         self.failure: str | None = None
+        self.refresh_failure: str | None = None
         self.refreshes = 0
 
-    def fail(self, problem: str = "secret refersion/keys: cannot be read (AccessDeniedException)") -> None:
-        self.failure = problem
+    def fail(
+        self,
+        problem: str = "secret refersion/keys: cannot be read (AccessDeniedException)",
+        *,
+        on_refresh_only: bool = False,
+    ) -> None:
+        """Secrets Manager cannot be read: at all, or only once the pair is cached."""
+        if on_refresh_only:
+            self.refresh_failure = problem
+        else:
+            self.failure = problem
 
     def rotate(self, keys: KeyPair = ROTATED_KEYS) -> None:
         """The pair changes in Secrets Manager; the cached one stays until a refresh."""
@@ -60,8 +70,8 @@ class FakeKeyPairs:
         return self.cached
 
     def refresh(self, stale: KeyPair) -> KeyPair:
-        if self.failure:
-            raise CredentialsError(self.failure)
+        if self.failure or self.refresh_failure:
+            raise CredentialsError(self.failure or self.refresh_failure or "")
         self.refreshes += 1
         self.cached = self.stored
         return self.cached
