@@ -74,9 +74,9 @@ integration: venv ## Integration tests: the handler against a moto server and th
 e2e: venv ## End-to-end tests: the whole local topology (bus, rule, queue, poller, sandbox)
 	$(PY) -m pytest tests/e2e -q -n $(PYTEST_WORKERS)
 
-# The floor sits a couple of points under the coverage measured with -n 2 (the [tool.coverage] tables
-# in pyproject.toml say what is measured and left out).
-COVERAGE_FLOOR := 92
+# A couple of points under the 98.8% (lines and branches) measured with -n 2; the [tool.coverage]
+# tables in pyproject.toml say what is measured and what is left out.
+COVERAGE_FLOOR := 96
 
 .PHONY: pytest
 pytest: venv ## The whole pytest suite (unit, integration, end-to-end), with coverage of handler and mapping
