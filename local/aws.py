@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -21,6 +20,10 @@ class LocalAws:
     """A moto server in a thread of this process; boto3 reaches it over HTTP like any AWS endpoint."""
 
     def __init__(self) -> None:
+        # Imported here: local.lambda_shapes (and the unit tests through it) use this module's constants
+        # on machines without moto (make compat).
+        from moto.server import ThreadedMotoServer
+
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint_url = ""
 

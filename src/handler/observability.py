@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handler.outcomes import RecordResult
+from handler.outcomes import Outcome, RecordResult
 
 SERVICE = "refersion-relay"
 NAMESPACE = "RefersionRelay"
@@ -40,13 +40,16 @@ def outcome_fields(result: RecordResult) -> dict[str, Any]:
         fields["retry_after_seconds"] = result.retry_after_seconds
     if result.body_logged is not None:
         fields["body"] = result.body_logged
-    fields.update(result.extra)
+    if not result.started:
+        fields["started"] = False
+    if result.maybe_received:
+        fields["maybe_received"] = True
     return {key: value for key, value in fields.items() if value is not None}
 
 
 def report_outcome(result: RecordResult) -> None:
     """One log line and one count per record, plus the delivery latency when a request went out."""
-    level = "warning" if result.outcome.quarantined or result.outcome == "retry" else "info"
+    level = "warning" if result.outcome.quarantined or result.outcome is Outcome.RETRY else "info"
     getattr(logger, level)(f"record {result.outcome.value}", extra=outcome_fields(result))
     with _metrics_lock:
         metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -48,7 +48,7 @@ def classify_status(status: int) -> HttpVerdict:
     return HttpVerdict.RETRY
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecordResult:
     """Everything known about one record once it has an outcome; one log line and one metric each."""
 
@@ -62,4 +62,8 @@ class RecordResult:
     attempts: int = 0
     retry_after_seconds: float | None = None
     body_logged: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # False only for a retry never attempted because the invocation was close to its timeout: it is
+    # paced with the base delay, not pushed further out.
+    started: bool = True
+    # A post with no answer may still have been credited by Refersion: the retry could double it.
+    maybe_received: bool = False

@@ -36,7 +36,7 @@ class SqsVisibilityPacer:
         self._max = max_seconds
 
     def delay_for(self, inbound: InboundRecord, result: RecordResult) -> int:
-        if result.extra.get("started") is False:
+        if not result.started:
             return self._base  # never attempted: no reason to push it further out
         return retry_delay_seconds(inbound.receive_count, self._base, self._max, result.retry_after_seconds)
 

@@ -10,19 +10,14 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from handler.batch import map_records, partial_batch_response
 from handler.config import Settings
+from handler.decision import NotPosted, decide
 from handler.delivery import Deliverer
 from handler.idempotency import OrderLedger
 from handler.observability import logger, report_outcome
 from handler.outcomes import Outcome, RecordResult
 from handler.quarantine import Quarantine, QuarantineError
-from handler.triggers import (
-    InboundRecord,
-    UnsupportedTrigger,
-    datafly_event_of,
-    is_eventbridge_event,
-    is_sqs_batch,
-)
-from mapping import EventKind, InvalidEvent, RefersionOrder, classify_event, consent_denied, map_order
+from handler.triggers import InboundRecord, UnsupportedTrigger, is_eventbridge_event, is_sqs_batch
+from mapping import RefersionOrder
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -97,7 +92,7 @@ class Relay:
                 inbound.record_id,
                 Outcome.RETRY,
                 reason="not started: the invocation is close to its timeout",
-                extra={"started": False},
+                started=False,
             )
         else:
             result = self._relay_started(inbound)
@@ -118,24 +113,12 @@ class Relay:
             )
 
     def _relay(self, inbound: InboundRecord) -> RecordResult:
-        try:
-            event = datafly_event_of(inbound)
-            kind = classify_event(event)
-        except InvalidEvent as exc:
-            return self._set_aside(inbound, RecordResult(inbound.record_id, Outcome.INVALID, reason=str(exc)))
-        order_id, cart_id = _ids_for_logs(event)
-        if kind is EventKind.OTHER:
-            return RecordResult(inbound.record_id, Outcome.DROPPED, _not_an_order(event), order_id, cart_id)
-        if consent_denied(event, self._settings.consent_category):
-            reason = f"consent for {self._settings.consent_category} denied"
-            return RecordResult(inbound.record_id, Outcome.SKIPPED, reason, order_id, cart_id)
-        try:
-            order = map_order(event)
-        except InvalidEvent as exc:
-            invalid = RecordResult(inbound.record_id, Outcome.INVALID, str(exc), order_id, cart_id)
-            return self._set_aside(inbound, invalid)
-        result = self._deliver(inbound, order)
-        if result.outcome is Outcome.REJECTED:
+        decision = decide(inbound, self._settings.consent_category)
+        if isinstance(decision, NotPosted):
+            result = decision.result(inbound.record_id)
+        else:
+            result = self._deliver(inbound, decision)
+        if result.outcome.quarantined:
             return self._set_aside(inbound, result)
         return result
 
@@ -154,8 +137,7 @@ class Relay:
             attempts=delivery.attempts,
             retry_after_seconds=answer.retry_after_seconds if answer else None,
             body_logged=order.to_log_dict(),
-            # A post with no answer may still have been credited: say so, the retry could double it.
-            extra={"maybe_received": True} if answer is not None and answer.maybe_received else {},
+            maybe_received=answer is not None and answer.maybe_received,
         )
 
     def _set_aside(self, inbound: InboundRecord, result: RecordResult) -> RecordResult:
@@ -170,22 +152,3 @@ class Relay:
                 result, outcome=Outcome.RETRY, reason=f"{result.outcome.value}: {result.reason}; {exc}"
             )
         return result
-
-
-def _ids_for_logs(event: dict[str, Any]) -> tuple[str | None, str | None]:
-    """order_id and cart_id as far as they can be read, for log lines of records that are not delivered."""
-    properties = event.get("properties")
-    if not isinstance(properties, dict):
-        return None, None
-    return _short_text(properties.get("order_id")), _short_text(properties.get("cart_id"))
-
-
-def _short_text(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    return str(value)[:255]
-
-
-def _not_an_order(event: dict[str, Any]) -> str:
-    name = event.get("event") if isinstance(event.get("event"), str) else event.get("type")
-    return f"not an Order Completed event ({str(name)[:80]!r})"

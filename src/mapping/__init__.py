@@ -5,7 +5,7 @@ No AWS, no network, no environment, no logging: values in, values (or InvalidEve
 
 from mapping.datafly import DataflyEvent, EventKind, classify_event
 from mapping.errors import InvalidEvent
-from mapping.order import map_order
+from mapping.order import OrderIds, map_order, order_ids_of
 from mapping.privacy import consent_denied, is_sha256_hex, mask_email, mask_ip, scrub_text
 from mapping.refersion import RefersionCustomer, RefersionItem, RefersionOrder
 
@@ -13,6 +13,7 @@ __all__ = [
     "DataflyEvent",
     "EventKind",
     "InvalidEvent",
+    "OrderIds",
     "RefersionCustomer",
     "RefersionItem",
     "RefersionOrder",
@@ -22,5 +23,6 @@ __all__ = [
     "map_order",
     "mask_email",
     "mask_ip",
+    "order_ids_of",
     "scrub_text",
 ]

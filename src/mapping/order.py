@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mapping.datafly import DataflyEvent, EventContext, GA4Item, OrderProperties, Product, Traits
 from mapping.errors import InvalidEvent, reasons_from
+from mapping.fields import CartId, OptionalId
 from mapping.privacy import is_sha256_hex
 from mapping.refersion import RefersionOrder
 
 _NO_TRAITS = Traits()
+# The same rules as the order's own fields, applied one field at a time.
+_ORDER_ID = TypeAdapter(OptionalId)
+_CART_ID = TypeAdapter(CartId | None)
+# Longer ids are cut in log lines: Refersion's own cart_id limit.
+_SHOWN_ID_CHARS = 255
+
+
+class OrderIds(NamedTuple):
+    order_id: str | None
+    cart_id: str | None
 
 
 def map_order(event: Mapping[str, Any]) -> RefersionOrder:
@@ -25,6 +36,28 @@ def map_order(event: Mapping[str, Any]) -> RefersionOrder:
     except ValidationError as error:
         # `from None`: pydantic's own text quotes raw input (emails, names) and must not reach logs.
         raise InvalidEvent(reasons_from(error)) from None
+
+
+def order_ids_of(event: Mapping[str, Any]) -> OrderIds:
+    """properties.order_id and cart_id as far as the mapping's rules can read them, each on its own.
+
+    For the log line of an event that is not delivered (dropped, skipped or invalid): an id that
+    breaks its rule, or is absent, is None; the other one is still read.
+    """
+    properties = event.get("properties")
+    if not isinstance(properties, Mapping):
+        return OrderIds(None, None)
+    return OrderIds(
+        _readable(_ORDER_ID, properties.get("order_id")), _readable(_CART_ID, properties.get("cart_id"))
+    )
+
+
+def _readable(rule: TypeAdapter[str | None], value: object) -> str | None:
+    try:
+        identifier = rule.validate_python(value)
+    except ValidationError:
+        return None
+    return None if identifier is None else identifier[:_SHOWN_ID_CHARS]
 
 
 def _body_from(event: DataflyEvent) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def test_function_memory_and_timeout_defaults(template: dict[str, Any]) -> None:
     assert params["FunctionTimeout"]["Default"] == 60
 
 
-def test_function_environment(template: dict[str, Any]) -> None:
+def test_the_function_reads_its_settings_from_the_stack_parameters(template: dict[str, Any]) -> None:
     env = template["Resources"]["RelayFunction"]["Properties"]["Environment"]["Variables"]
     params = template["Parameters"]
     assert env["REFERSION_SECRET_ID"] == ref("RefersionSecretArn")
@@ -142,7 +142,7 @@ def test_function_environment(template: dict[str, Any]) -> None:
     assert int(env["RETRY_MAX_DELAY_SECONDS"]) <= 43200
 
 
-def test_sqs_event_source(template: dict[str, Any]) -> None:
+def test_the_queue_feeds_batches_of_ten_with_partial_batch_responses(template: dict[str, Any]) -> None:
     events = template["Resources"]["RelayFunction"]["Properties"]["Events"]
     sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
     assert len(sqs) == 1
@@ -310,7 +310,7 @@ def test_rule_target_is_the_queue_with_a_dead_letter_queue(resources: dict[str, 
 # ----------------------------------------------------------------------------- table
 
 
-def test_idempotency_table(resources: dict[str, Any]) -> None:
+def test_the_idempotency_table_expires_its_records_and_is_encrypted(resources: dict[str, Any]) -> None:
     table = props(resources, "IdempotencyTable")
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
@@ -460,7 +460,7 @@ def test_dashboard_shows_the_outcome_metrics(template: dict[str, Any]) -> None:
     } <= aws_metrics
 
 
-def test_outputs(template: dict[str, Any]) -> None:
+def test_the_stack_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:
     assert {
         "OrderQueueUrl",
         "OrderQueueArn",
@@ -509,12 +509,12 @@ def test_event_samples_exist() -> None:
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: p.relative_to(EVENTS).as_posix())
-def test_event_file_is_json_object(path: Path) -> None:
+def test_every_event_sample_is_a_json_object(path: Path) -> None:
     assert isinstance(load(path), dict)
 
 
 @pytest.mark.parametrize("path", SQS_FILES, ids=lambda p: p.name)
-def test_sqs_sample_records(path: Path) -> None:
+def test_the_sqs_samples_look_like_what_lambda_sends(path: Path) -> None:
     records = load(path)["Records"]
     assert 1 <= len(records) <= 10
     assert len({r["messageId"] for r in records}) == len(records)
@@ -547,7 +547,7 @@ def test_seed_samples_carry_the_seed_order() -> None:
     assert json.loads(direct_record["body"]) == seed
 
 
-def test_mixed_batch_composition() -> None:
+def test_the_mixed_batch_holds_an_order_a_page_view_an_invalid_order_and_not_json() -> None:
     records = load(EVENTS / "sqs-mixed-batch.json")["Records"]
     bodies = [r["body"] for r in records]
     assert len(bodies) == 4
@@ -557,7 +557,7 @@ def test_mixed_batch_composition() -> None:
     assert bodies[3] == "not json"
 
 
-def test_datafly_samples_shapes() -> None:
+def test_the_datafly_samples_are_what_their_names_say() -> None:
     page = load(EVENTS / "datafly" / "page-view.json")
     assert page["type"] == "page"
     invalid = load(EVENTS / "datafly" / "invalid-order.json")
