@@ -10,7 +10,8 @@ import pytest
 
 from local.aws import LocalAws, RelayResources, create_relay_resources
 from local.sandbox import RefersionSandbox
-from tests.support.keys import NEVER_LOGGED, PUBLIC_KEY, SECRET_KEY
+from tests.support.keys import PUBLIC_KEY, SECRET_KEY
+from tests.support.logs import captured_relay_logs
 from tests.support.relay_env import RelayEnv
 
 
@@ -63,19 +64,7 @@ def invoke(relay_env: RelayEnv) -> Callable[..., Any]:
 
 @pytest.fixture(autouse=True)
 def relay_logs() -> Iterator[io.StringIO]:
-    """Everything the relay's logger writes (JSON lines), for every test of the suite.
-
-    After each test, whatever it did, the output must not contain the secret key or a raw email or IP
-    (SPEC §7): every scenario of the suite doubles as a leak check.
-    """
-    from handler.observability import logger
-
-    buffer = io.StringIO()
-    stream_handler = logger.registered_handler
-    previous = stream_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
+    """Everything the relay's logger writes (JSON lines), for every test of the suite: after each test,
+    whatever it did, the output must not hold the secret key or a raw email or IP (CONTRACT §7)."""
+    with captured_relay_logs() as buffer:
         yield buffer
-    finally:
-        stream_handler.setStream(previous)  # type: ignore[attr-defined]
-    leaked = [value for value in NEVER_LOGGED if value in buffer.getvalue()]
-    assert not leaked, f"the relay logged a secret or personal value ({len(leaked)} of them)"
