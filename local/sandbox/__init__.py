@@ -42,6 +42,6 @@ key pair and body), ``faults`` (scripted replies and the fault mix), ``core`` (R
 
 from local.sandbox.cli import main
 from local.sandbox.core import RefersionSandbox
-from local.sandbox.values import FAULTS, PATH, Headers, Received, Reply
+from local.sandbox.values import CONTROL_PREFIX, FAULTS, PATH, Headers, Received, Reply
 
-__all__ = ["FAULTS", "PATH", "Headers", "Received", "RefersionSandbox", "Reply", "main"]
+__all__ = ["CONTROL_PREFIX", "FAULTS", "PATH", "Headers", "Received", "RefersionSandbox", "Reply", "main"]
