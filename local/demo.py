@@ -166,70 +166,84 @@ def problems_of(
     return problems
 
 
+def _print_settings(stack: LocalStack, out: TextIO) -> None:
+    settings, resources = stack.settings, stack.resources
+    print(
+        "Refersion relay on a local stack (moto + Refersion sandbox), settings from template.yaml",
+        file=out,
+    )
+    print(
+        f"  bus {resources.bus_name} -> rule {resources.rule_name} -> queue {resources.queue_name}",
+        file=out,
+    )
+    print(
+        f"  queue: visibility {settings.queue_visibility_timeout} s, to {resources.dlq_name} after "
+        f"{settings.max_receive_count} receives; function {settings.function_handler}: batch "
+        f"{settings.batch_size}, window {settings.maximum_batching_window} s, "
+        f"timeout {settings.function_timeout} s",
+        file=out,
+    )
+    print(f"  Refersion sandbox: {stack.sandbox.url}", file=out)
+
+
+def _print_what_came_out(
+    stack: LocalStack, seed: Row, dead_letters: list[dict[str, Any]], out: TextIO
+) -> None:
+    seed_requests = [r for r in stack.sandbox.received() if r.order_id == seed.order_id]
+    print(
+        f"\nBody Refersion received for the seed's example (order {seed.order_id}), pretty-printed:",
+        file=out,
+    )
+    for request in seed_requests:
+        print(json.dumps(json.loads(request.body), indent=2, ensure_ascii=False), file=out)
+    print(f"\nDead-letter queue: {len(dead_letters)} message(s)", file=out)
+    for message in dead_letters:
+        attributes = {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}
+        print(
+            f"  outcome={attributes.get('outcome')} order_id={attributes.get('order_id', '-')} "
+            f"reason={attributes.get('reason')}",
+            file=out,
+        )
+
+
+def _run(stack: LocalStack, rows: list[Row], out: TextIO) -> list[str]:
+    """Publish the scenario, drain the queue, print what happened; the problems found."""
+    seed, refused = rows[0], rows[3]
+    log_buffer = io.StringIO()  # what CloudWatch Logs would hold
+    _print_settings(stack, out)
+    stack.sandbox.script_for(refused.order_id, Reply(status=503))
+    for row, event_id in zip(rows, stack.publish_all(row.detail for row in rows), strict=True):
+        row.event_id = event_id
+    print(
+        f"\nPublished {len(rows)} events on {stack.resources.bus_name}; the sandbox answers 503 once for "
+        f"order {refused.order_id}. Polling until the queue is drained...\n",
+        file=out,
+    )
+    mapping = stack.mapping()
+    with relay_logs_to(log_buffer):
+        invocations = mapping.run_until_drained(DRAIN_TIMEOUT_SECONDS)
+    lines = outcome_lines(log_buffer.getvalue())
+    attach(rows, mapping, lines)
+    dead_letters = stack.take_dead_letters()
+    print(table(rows), file=out)
+    _print_what_came_out(stack, seed, dead_letters, out)
+    metrics = sum(len(i.metrics) for i in invocations)
+    print(
+        f"\n{len(invocations)} invocation(s), {len(lines)} outcome log line(s) and {metrics} EMF metric "
+        f"document(s) captured.",
+        file=out,
+    )
+    return problems_of(rows, stack, dead_letters)
+
+
 def main(out: TextIO | None = None) -> int:
     out = out or sys.stdout
     started = time.monotonic()
     rows = scenario()
-    seed, refused = rows[0], rows[3]
-    log_buffer = io.StringIO()  # what CloudWatch Logs would hold
     stack = LocalStack()
     try:
         stack.start()
-        settings, resources = stack.settings, stack.resources
-        print(
-            "Refersion relay on a local stack (moto + Refersion sandbox), settings from template.yaml",
-            file=out,
-        )
-        print(
-            f"  bus {resources.bus_name} -> rule {resources.rule_name} -> queue {resources.queue_name}",
-            file=out,
-        )
-        print(
-            f"  queue: visibility {settings.queue_visibility_timeout} s, to {resources.dlq_name} after "
-            f"{settings.max_receive_count} receives; function {settings.function_handler}: batch "
-            f"{settings.batch_size}, window {settings.maximum_batching_window} s, "
-            f"timeout {settings.function_timeout} s",
-            file=out,
-        )
-        print(f"  Refersion sandbox: {stack.sandbox.url}", file=out)
-        stack.sandbox.script_for(refused.order_id, Reply(status=503))
-        for row, event_id in zip(rows, stack.publish_all(row.detail for row in rows), strict=True):
-            row.event_id = event_id
-        print(
-            f"\nPublished {len(rows)} events on {resources.bus_name}; the sandbox answers 503 once for order "
-            f"{refused.order_id}. Polling until the queue is drained...\n",
-            file=out,
-        )
-        mapping = stack.mapping()
-        with relay_logs_to(log_buffer):
-            invocations = mapping.run_until_drained(DRAIN_TIMEOUT_SECONDS)
-        lines = outcome_lines(log_buffer.getvalue())
-        attach(rows, mapping, lines)
-        dead_letters = stack.take_dead_letters()
-
-        print(table(rows), file=out)
-        seed_requests = [r for r in stack.sandbox.received() if r.order_id == seed.order_id]
-        print(
-            f"\nBody Refersion received for the seed's example (order {seed.order_id}), pretty-printed:",
-            file=out,
-        )
-        for request in seed_requests:
-            print(json.dumps(json.loads(request.body), indent=2, ensure_ascii=False), file=out)
-        print(f"\nDead-letter queue: {len(dead_letters)} message(s)", file=out)
-        for message in dead_letters:
-            attributes = {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}
-            print(
-                f"  outcome={attributes.get('outcome')} order_id={attributes.get('order_id', '-')} "
-                f"reason={attributes.get('reason')}",
-                file=out,
-            )
-        metrics = sum(len(i.metrics) for i in invocations)
-        print(
-            f"\n{len(invocations)} invocation(s), {len(lines)} outcome log line(s) and {metrics} EMF metric "
-            f"document(s) captured.",
-            file=out,
-        )
-        problems = problems_of(rows, stack, dead_letters)
+        problems = _run(stack, rows, out)
     except Exception as exc:
         problems = [f"the demo failed: {type(exc).__name__}: {exc}"]
     finally:

@@ -27,21 +27,27 @@ invocation, so other threads should not print meanwhile.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
-import io
-import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Self, TextIO
 
 from local.aws import REGION
 from local.lambda_shapes import FakeLambdaContext
+from local.sqs_invocation import (
+    Invocation,
+    RecordReport,
+    batch_item_failures,
+    captured_output,
+    lambda_record,
+    outcome_lines,
+    record_report,
+)
+
+__all__ = ["EventSourceMapping", "Invocation", "QueueDepth", "QueueNotDrained", "RecordReport"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -65,49 +71,6 @@ class QueueDepth:
     @property
     def total(self) -> int:
         return self.visible + self.in_flight + self.delayed
-
-
-@dataclass(frozen=True)
-class RecordReport:
-    """One record of one invocation: what the handler said about it and what the poller did with it."""
-
-    message_id: str
-    receive_count: int
-    body: str
-    acknowledged: bool  # deleted from the queue after the invocation
-    outcome: str | None = None  # from the relay's outcome log line
-    order_id: str | None = None
-    reason: str | None = None
-    http_status: int | None = None
-
-    def envelope_id(self) -> str | None:
-        """The EventBridge event id, when the body is an EventBridge envelope (bus -> rule -> queue)."""
-        try:
-            decoded = json.loads(self.body)
-        except ValueError:
-            return None
-        if isinstance(decoded, dict) and "detail-type" in decoded and isinstance(decoded.get("id"), str):
-            return str(decoded["id"])
-        return None
-
-
-@dataclass(frozen=True)
-class Invocation:
-    number: int
-    request_id: str
-    started_at: float  # time.time()
-    duration_seconds: float
-    records: tuple[RecordReport, ...]
-    response: Any
-    error: str | None  # why the whole batch failed (raised, timed out, malformed response), if it did
-    failed_ids: tuple[str, ...]  # batchItemFailures as returned
-    logs: tuple[dict[str, Any], ...] = ()
-    metrics: tuple[dict[str, Any], ...] = ()  # EMF documents
-    delete_failures: tuple[str, ...] = ()
-
-    @property
-    def acknowledged_ids(self) -> list[str]:
-        return [record.message_id for record in self.records if record.acknowledged]
 
 
 class EventSourceMapping:
@@ -298,27 +261,7 @@ class EventSourceMapping:
 
     def lambda_event(self, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The event Lambda passes for these messages."""
-        return {"Records": [self._lambda_record(message) for message in messages]}
-
-    def _lambda_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        body = str(message["Body"])
-        record: dict[str, Any] = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": body,
-            "attributes": {str(k): str(v) for k, v in (message.get("Attributes") or {}).items()},
-            "messageAttributes": {
-                name: _lambda_message_attribute(value)
-                for name, value in (message.get("MessageAttributes") or {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": self.region,
-        }
-        if message.get("MD5OfMessageAttributes"):
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        return record
+        return {"Records": [lambda_record(message, self.queue_arn, self.region) for message in messages]}
 
     def _invoke(self, messages: list[dict[str, Any]]) -> Invocation:
         event = self.lambda_event(messages)
@@ -327,7 +270,7 @@ class EventSourceMapping:
         started_at, started = time.time(), time.monotonic()
         response: Any = None
         error: str | None = None
-        with self._captured_output() as captured:
+        with captured_output(capture=self._capture_output, log_stream=self._log_stream) as captured:
             try:
                 response = handler(event, context)
             except Exception as exc:
@@ -340,15 +283,17 @@ class EventSourceMapping:
         ids = [str(message["MessageId"]) for message in messages]
         failed: list[str] = []
         if error is None and self.report_batch_item_failures:
-            failed, problem = _batch_item_failures(response, ids)
+            failed, problem = batch_item_failures(response, ids)
             error = problem
         keep = set(ids) if error is not None else set(failed)
         to_delete = [message for message in messages if message["MessageId"] not in keep]
         delete_failures = self._delete(to_delete)
 
-        outcomes = _outcome_lines(captured.logs)
+        outcomes = outcome_lines(captured.logs)
         records = tuple(
-            _report(message, acknowledged=message["MessageId"] not in keep, outcome=outcomes.get(message_id))
+            record_report(
+                message, acknowledged=message["MessageId"] not in keep, outcome=outcomes.get(message_id)
+            )
             for message, message_id in zip(messages, ids, strict=True)
         )
         with self._lock:
@@ -379,118 +324,8 @@ class EventSourceMapping:
             failures.extend(chunk[int(f["Id"])]["MessageId"] for f in answer.get("Failed", []))
         return failures
 
-    @contextlib.contextmanager
-    def _captured_output(self) -> Iterator[_Captured]:
-        captured = _Captured()
-        if not self._capture_output:
-            yield captured
-            return
-        stream_handler = _relay_log_handler()
-        log_buffer, stdout_buffer = io.StringIO(), io.StringIO()
-        previous = stream_handler.setStream(log_buffer) if stream_handler is not None else None
-        try:
-            with contextlib.redirect_stdout(stdout_buffer):
-                yield captured
-        finally:
-            if stream_handler is not None and previous is not None:
-                stream_handler.setStream(previous)
-            text = log_buffer.getvalue()
-            destination = self._log_stream or previous
-            if text and destination is not None:
-                destination.write(text)
-                destination.flush()
-            captured.take(text, stdout_buffer.getvalue())
-
-
-@dataclass
-class _Captured:
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-
-    def take(self, log_text: str, stdout_text: str) -> None:
-        for line in (log_text + "\n" + stdout_text).splitlines():
-            if not line.strip():
-                continue
-            try:
-                document = json.loads(line)
-            except ValueError:
-                document = {"raw": line}
-            if not isinstance(document, dict):
-                document = {"raw": line}
-            (self.metrics if "_aws" in document else self.logs).append(document)
-
 
 def _default_handler() -> Handler:
     from handler.app import lambda_handler
 
     return lambda_handler
-
-
-def _relay_log_handler() -> logging.StreamHandler[TextIO] | None:
-    """The relay's Powertools Logger handler, whose stream an invocation's log lines go to."""
-    try:
-        from handler.observability import logger
-    except ImportError:
-        return None
-    handler = logger.registered_handler
-    return handler if isinstance(handler, logging.StreamHandler) else None
-
-
-def _lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    """SQS's MessageAttributeValue in the lower-camel shape Lambda's SQS event uses (binary as base64)."""
-    shaped: dict[str, Any] = {
-        "stringListValues": list(value.get("StringListValues", [])),
-        "binaryListValues": [base64.b64encode(b).decode() for b in value.get("BinaryListValues", [])],
-        "dataType": value["DataType"],
-    }
-    if "StringValue" in value:
-        shaped["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        shaped["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-    return shaped
-
-
-def _batch_item_failures(response: Any, ids: Sequence[str]) -> tuple[list[str], str | None]:
-    """The message ids to keep, or a reason to fail the whole batch (Lambda's documented rules)."""
-    if response is None:
-        return [], None
-    if not isinstance(response, dict):
-        return [], f"malformed response (a {type(response).__name__}, not an object)"
-    failures = response.get("batchItemFailures")
-    if failures is None:
-        return [], None
-    if not isinstance(failures, list):
-        return [], "malformed response: batchItemFailures is not a list"
-    kept: list[str] = []
-    for item in failures:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or not identifier or identifier not in ids:
-            return [], f"malformed response: bad itemIdentifier {identifier!r}"
-        kept.append(identifier)
-    return kept, None
-
-
-def _outcome_lines(logs: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """record_id -> the relay's outcome log line for it."""
-    return {
-        str(line["record_id"]): line
-        for line in logs
-        if isinstance(line.get("outcome"), str) and isinstance(line.get("record_id"), str)
-    }
-
-
-def _report(
-    message: Mapping[str, Any], *, acknowledged: bool, outcome: Mapping[str, Any] | None
-) -> RecordReport:
-    attributes = message.get("Attributes") or {}
-    status = outcome.get("http_status") if outcome else None
-    return RecordReport(
-        message_id=str(message["MessageId"]),
-        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
-        body=str(message["Body"]),
-        acknowledged=acknowledged,
-        outcome=str(outcome["outcome"]) if outcome else None,
-        order_id=str(outcome["order_id"]) if outcome and outcome.get("order_id") is not None else None,
-        reason=str(outcome["reason"]) if outcome and outcome.get("reason") is not None else None,
-        http_status=int(status) if isinstance(status, int) else None,
-    )

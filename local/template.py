@@ -15,13 +15,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-import yaml
+from local.cfn_yaml import CfnLoader, load_cfn_file
+
+__all__ = ["CfnLoader", "Scope", "Template", "TemplateSettings", "Unresolved", "load_document"]
 
 TEMPLATE_PATH: Final = Path(__file__).resolve().parents[1] / "template.yaml"
 
@@ -60,38 +62,9 @@ class Unresolved(LookupError):
 # --------------------------------------------------------------------------- loading
 
 
-class CfnLoader(yaml.SafeLoader):
-    """A SafeLoader that reads CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...) as their long forms."""
-
-
-def _construct_short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - yaml has no other node kinds
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node!r}", node.start_mark)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        logical_id, _, attribute = value.partition(".")
-        value = [logical_id, attribute]
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_short_tag)
-
-
 def load_document(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: not a CloudFormation template")
-    return document
+    """The template as CloudFormation reads it (short tags in their long forms; local/cfn_yaml.py)."""
+    return load_cfn_file(path)
 
 
 # --------------------------------------------------------------------------- resolving
@@ -211,42 +184,55 @@ class Template:
         return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
 
     def _intrinsic(self, name: str, argument: Any, scope: Scope) -> Any:
-        if name == "Ref":
-            return self._ref(str(argument), scope)
-        if name == "Fn::GetAtt":
-            parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
-            return self._get_att(
-                str(self._resolve(parts[0], scope)), str(self._resolve(parts[1], scope)), scope
-            )
-        if name == "Fn::Sub":
-            return self._sub(argument, scope)
-        if name == "Fn::Join":
-            delimiter, items = argument
-            return str(delimiter).join(_scalar_text(item) for item in self._resolve(items, scope))
-        if name == "Fn::Select":
-            index, items = argument
-            return self._resolve(items, scope)[int(self._resolve(index, scope))]
-        if name == "Fn::Split":
-            delimiter, text = argument
-            return str(self._resolve(text, scope)).split(str(delimiter))
-        if name == "Fn::If":
-            condition, when_true, when_false = argument
-            return self._resolve(when_true if self.condition(condition, scope) else when_false, scope)
-        if name == "Fn::Equals":
-            left, right = (self._resolve(item, scope) for item in argument)
-            return _scalar_text(left) == _scalar_text(right)
-        if name == "Fn::Not":
-            return not self._resolve(argument[0], scope)
-        if name == "Fn::And":
-            return all(self._resolve(item, scope) for item in argument)
-        if name == "Fn::Or":
-            return any(self._resolve(item, scope) for item in argument)
-        if name == "Condition":
-            return self.condition(str(argument), scope)
-        if name == "Fn::FindInMap":
-            mapping, top, second = (self._resolve(item, scope) for item in argument)
-            return self.document["Mappings"][mapping][top][second]
-        raise Unresolved(f"{name} is not supported locally")
+        evaluate = self._INTRINSICS.get(name)
+        if evaluate is None:
+            raise Unresolved(f"{name} is not supported locally")
+        return evaluate(self, argument, scope)
+
+    def _get_att_of(self, argument: Any, scope: Scope) -> str:
+        parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
+        return self._get_att(str(self._resolve(parts[0], scope)), str(self._resolve(parts[1], scope)), scope)
+
+    def _join(self, argument: Any, scope: Scope) -> str:
+        delimiter, items = argument
+        return str(delimiter).join(_scalar_text(item) for item in self._resolve(items, scope))
+
+    def _select(self, argument: Any, scope: Scope) -> Any:
+        index, items = argument
+        return self._resolve(items, scope)[int(self._resolve(index, scope))]
+
+    def _split(self, argument: Any, scope: Scope) -> list[str]:
+        delimiter, text = argument
+        return str(self._resolve(text, scope)).split(str(delimiter))
+
+    def _if(self, argument: Any, scope: Scope) -> Any:
+        condition, when_true, when_false = argument
+        return self._resolve(when_true if self.condition(condition, scope) else when_false, scope)
+
+    def _equals(self, argument: Any, scope: Scope) -> bool:
+        left, right = (self._resolve(item, scope) for item in argument)
+        return _scalar_text(left) == _scalar_text(right)
+
+    def _find_in_map(self, argument: Any, scope: Scope) -> Any:
+        mapping, top, second = (self._resolve(item, scope) for item in argument)
+        return self.document["Mappings"][mapping][top][second]
+
+    # Each intrinsic function the local stack evaluates: (template, argument, scope) -> value.
+    _INTRINSICS: ClassVar[Mapping[str, Callable[[Template, Any, Scope], Any]]] = {
+        "Ref": lambda self, argument, scope: self._ref(str(argument), scope),
+        "Fn::GetAtt": _get_att_of,
+        "Fn::Sub": lambda self, argument, scope: self._sub(argument, scope),
+        "Fn::Join": _join,
+        "Fn::Select": _select,
+        "Fn::Split": _split,
+        "Fn::If": _if,
+        "Fn::Equals": _equals,
+        "Fn::Not": lambda self, argument, scope: not self._resolve(argument[0], scope),
+        "Fn::And": lambda self, argument, scope: all(self._resolve(item, scope) for item in argument),
+        "Fn::Or": lambda self, argument, scope: any(self._resolve(item, scope) for item in argument),
+        "Condition": lambda self, argument, scope: self.condition(str(argument), scope),
+        "Fn::FindInMap": _find_in_map,
+    }
 
     def _ref(self, name: str, scope: Scope) -> Any:
         if name == "AWS::NoValue":
@@ -388,9 +374,9 @@ def _referenced(value: Any) -> str:
 
 
 def _frozen(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("EventPattern must be an object")
-    return MappingProxyType(value)
+    if isinstance(value, dict):
+        return MappingProxyType(value)
+    raise ValueError("EventPattern must be an object")
 
 
 @functools.cache

@@ -1,10 +1,10 @@
-"""The fault-injection soak (soak/soak.py, `make soak`), small: a few hundred orders, one kill."""
+"""The fault-injection soak (soak/, `make soak`), small: a few hundred orders, one kill."""
 
 from __future__ import annotations
 
 import pytest
 
-from soak.soak import DEFAULT_SEED, FAULT_WEIGHTS, run_soak
+from soak import DEFAULT_SEED, FAULT_WEIGHTS, run_soak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 

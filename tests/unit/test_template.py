@@ -1,8 +1,8 @@
 """Static checks on template.yaml and the invocation samples under events/.
 
 They pin the deployment settings that matter (SPEC section 8) so that a careless edit fails here
-rather than in production. No AWS, no SAM CLI: the template is read with a YAML loader that
-understands CloudFormation's short tags.
+rather than in production. No AWS, no SAM CLI: the template is read with the project's YAML loader
+for CloudFormation's short tags (local/cfn_yaml.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from local.cfn_yaml import load_cfn_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -26,33 +27,9 @@ ORDER_NAMES = ["Order Completed", "order_completed"]
 # ----------------------------------------------------------------------------- loading
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns !Ref/!GetAtt/!Sub/!If/... into their long JSON forms."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise TypeError(f"unexpected node {node!r}")
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
-    return loaded
+    return load_cfn_file(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
