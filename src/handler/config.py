@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from handler.budget import LAMBDA_MAX_TIMEOUT_SECONDS, minimum_function_timeout_seconds, record_budget_seconds
+
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
 # SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
 IDEMPOTENCY_WINDOW_SECONDS = 14 * 24 * 60 * 60
@@ -37,7 +39,8 @@ class Settings(BaseModel):
 
     secret_id: str = Field(alias="REFERSION_SECRET_ID", min_length=1)
     endpoint: str = Field(alias="REFERSION_ENDPOINT", default=DEFAULT_ENDPOINT)
-    timeout_seconds: float = Field(alias="REFERSION_TIMEOUT_SECONDS", default=10.0, gt=0, le=300)
+    # Upper bound: the record budget must fit Lambda's 900 s maximum timeout (_budget_fits_lambda).
+    timeout_seconds: float = Field(alias="REFERSION_TIMEOUT_SECONDS", default=10.0, gt=0)
     max_concurrency: int = Field(alias="REFERSION_MAX_CONCURRENCY", default=10, ge=1, le=100)
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     source_queue_url: str | None = Field(alias="SOURCE_QUEUE_URL", default=None)
@@ -67,6 +70,17 @@ class Settings(BaseModel):
             "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
         )
 
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _budget_fits_lambda(cls, value: float) -> float:
+        needed = minimum_function_timeout_seconds(value)
+        if needed > LAMBDA_MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"one record may take 2 x {value:g} s + 14 s (handler.budget), so the function timeout would"
+                f" have to be {needed} s, over Lambda's {LAMBDA_MAX_TIMEOUT_SECONDS} s maximum"
+            )
+        return value
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and check the environment, naming each wrong variable in one error."""
@@ -79,8 +93,8 @@ class Settings(BaseModel):
 
     @property
     def record_budget_seconds(self) -> float:
-        """The longest one record can take: a post, a refused post retried after a key refresh, slack."""
-        return 2 * self.timeout_seconds + 2.0
+        """The longest one record can take: two posts and the AWS calls around them (handler.budget)."""
+        return record_budget_seconds(self.timeout_seconds)
 
 
 def _variable_name(loc: tuple[int | str, ...]) -> str:

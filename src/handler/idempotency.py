@@ -63,6 +63,15 @@ class DynamoDBOrderLedger:
             expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS,
         )
         store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+        # Configured here, once, before any worker thread: Powertools configures the store lazily on
+        # each call, and its configure() marks itself done before it copies the settings in, so
+        # concurrent first records at a cold start could run with half a configuration. Called with
+        # the arguments its decorator would pass (base.IdempotencyHandler); theirs is then a no-op.
+        store.configure(
+            config=self._config,
+            function_name=f"{_deliver_and_remember.__module__}.{_deliver_and_remember.__qualname__}",
+            key_prefix=KEY_PREFIX,
+        )
         self._deliver_idempotently = idempotent_function(
             _deliver_and_remember,
             data_keyword_argument="order",

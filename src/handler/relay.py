@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from handler.batch import map_records, partial_batch_response
+from handler.budget import budget_fits_invocation
 from handler.config import Settings
 from handler.decision import NotPosted, decide
 from handler.delivery import Deliverer
@@ -61,6 +62,7 @@ class Relay:
     def handle(self, event: Any, context: LambdaContext) -> dict[str, Any]:
         self._ledger.register_context(context)
         deadline = Deadline(context, self._settings.record_budget_seconds * 1000)
+        budget_fits_invocation(context.get_remaining_time_in_millis(), self._settings.record_budget_seconds)
         if is_sqs_batch(event):
             return self._handle_sqs_batch(event, deadline)
         if is_eventbridge_event(event):

@@ -9,11 +9,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from pydantic import ValidationError
 
+from handler.sqs_text import sendable_text, utf8_size
 from mapping import InvalidEvent
 
 # SQS's classic message limit and EventBridge's event limit: a larger record cannot have come through
 # the documented path, and could not be quarantined or redriven as it is.
 MAX_RECORD_BYTES = 256 * 1024
+_TOO_DEEP = "body: JSON nested too deeply to read"
 
 
 class UnsupportedTrigger(Exception):
@@ -31,6 +33,8 @@ class InboundRecord:
     payload: dict[str, Any] | None = None
     receipt_handle: str | None = None
     receive_count: int = 1
+    # Why the record cannot be read at all (it is invalid), when that was found on arrival.
+    unreadable: str | None = None
 
     @classmethod
     def from_sqs(cls, record: SqsRecordModel) -> InboundRecord:
@@ -43,7 +47,17 @@ class InboundRecord:
 
     @classmethod
     def from_eventbridge(cls, event: dict[str, Any]) -> InboundRecord:
-        return cls(record_id=str(event.get("id", "")), raw_body=json.dumps(event), payload=event)
+        record_id = sendable_text(str(event.get("id", "")))
+        try:
+            # UTF-8 text as EventBridge sent it (sizes are counted in UTF-8 bytes, SPEC §6), with only the
+            # characters SQS cannot carry escaped the JSON way, so the quarantined copy reads back equal.
+            raw_body = sendable_text(json.dumps(event, ensure_ascii=False))
+        except (RecursionError, ValueError, TypeError):
+            # Nested too deeply to write back as JSON: keep what identifies the event; it is invalid.
+            summary = {key: value for key, value in event.items() if isinstance(value, str)}
+            raw_body = sendable_text(json.dumps(summary, ensure_ascii=False))
+            return cls(record_id=record_id, raw_body=raw_body, unreadable=_TOO_DEEP)
+        return cls(record_id=record_id, raw_body=raw_body, payload=event)
 
 
 def is_sqs_batch(event: object) -> bool:
@@ -60,7 +74,9 @@ def datafly_event_of(record: InboundRecord) -> dict[str, Any]:
     Bodies are decoded here rather than with a `Json[...]` field on the SQS model: a body that is
     not JSON must end as an invalid outcome for that record alone, never fail the whole batch.
     """
-    size = len(record.raw_body.encode())
+    if record.unreadable is not None:
+        raise InvalidEvent((record.unreadable,))
+    size = utf8_size(record.raw_body)
     if size > MAX_RECORD_BYTES:
         raise InvalidEvent(
             (f"body: {size} bytes is over the {MAX_RECORD_BYTES // 1024} KB limit of a record",)
@@ -86,6 +102,9 @@ def _decode_json_object(body: str) -> dict[str, Any]:
         decoded = json.loads(body)
     except ValueError:
         raise InvalidEvent(("body: is not JSON",)) from None
+    except RecursionError:
+        # Not a ValueError: uncaught, it would make the record come back until the queue gives up.
+        raise InvalidEvent((_TOO_DEEP,)) from None
     if not isinstance(decoded, dict):
         raise InvalidEvent((f"body: is JSON but not an object (got {type(decoded).__name__})",))
     return decoded

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from handler.budget import AWS_CONNECT_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_TIMEOUT_SECONDS
 from handler.config import ConfigurationError, Settings
 from handler.credentials import SecretsManagerKeyPairs
 from handler.delivery import Deliverer
@@ -24,12 +25,12 @@ if TYPE_CHECKING:
 
 
 def _sdk_config(settings: Settings) -> Config:
-    # Bounded calls, so a slow AWS endpoint cannot eat the invocation's time budget; one pooled
-    # connection per worker, so concurrent records never wait for one.
+    # Bounded calls, counted in the record's time budget (handler.budget), so a slow AWS endpoint cannot
+    # outlast the invocation; one pooled connection per worker, so concurrent records never wait for one.
     return Config(
-        connect_timeout=2,
-        read_timeout=5,
-        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=AWS_READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},
         max_pool_connections=max(10, settings.max_concurrency),
     )
 

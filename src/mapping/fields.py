@@ -12,7 +12,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import PlainValidator, StringConstraints
+from pydantic import AfterValidator, PlainValidator, StringConstraints
 
 from mapping.errors import kind_of, problem, shown
 
@@ -37,7 +37,23 @@ NO_SKU = object()
 
 
 def amount(value: object) -> Decimal:
-    """A required money amount: a JSON number or a plain decimal string, never negative."""
+    """A money amount (SPEC §3). The rules, in full:
+
+    1. Form: a JSON number, or a string holding a plain decimal number: ASCII digits with an optional
+       fractional part ("5.50", "007.10"); blanks around it are ignored. Nothing else: no exponent,
+       currency symbol, thousands separator, leading "+" or ".", NaN or Infinity; true/false are not
+       numbers.
+    2. Sign: an amount below zero is invalid. Zero written with a minus sign (-0.0, "-0", "-0.00")
+       is zero.
+    3. Precision: at most 15 significant digits, all a JSON number (an IEEE double) carries exactly.
+       A string is exact decimal text: with more digits it is invalid, never rounded. A JSON number
+       is a double: it is read to 15 significant digits, the rest being binary noise (0.1 + 0.2 ->
+       0.3, 5.499999999999999 -> 5.5).
+    4. Size: below 10^15, after rule 3 (so 999999999999999.9 as a JSON number reads as 10^15 and is
+       too large; as a string it has 16 significant digits).
+    5. Output: the amount's exact value as a plain JSON number, no exponent, trailing zeros dropped
+       and ".0" on whole amounts ("5.50" -> 5.5, "0.0000001" -> 0.0000001, 2 -> 2.0, "-0.00" -> 0.0).
+    """
     if value is None:
         raise problem("is required")
     if isinstance(value, bool):
@@ -64,7 +80,13 @@ def _amount_from_float(value: float) -> Decimal:
     if value == 0:
         return _ZERO  # also turns -0.0 into 0, which would otherwise be sent as -0.0
     # Rounding to 15 significant digits drops binary noise: 0.1 + 0.2 -> 0.3.
-    return _within_limit(Decimal(format(value, ".15g")), value)
+    rounded = Decimal(format(value, ".15g"))
+    if rounded >= AMOUNT_LIMIT > value:
+        raise problem(
+            f"{shown(value)} is {AMOUNT_LIMIT:f} to the {MAX_SIGNIFICANT_DIGITS} significant digits a JSON"
+            " number carries: too large for an amount"
+        )
+    return _within_limit(rounded, value)
 
 
 def _amount_from_int(value: int) -> Decimal:
@@ -79,23 +101,39 @@ def _amount_from_text(value: str) -> Decimal:
     text = value.strip()
     if not text:
         raise problem("is empty; expected a plain number such as '5.50'")
-    if not _PLAIN_NUMBER.fullmatch(text):
-        if text.startswith("-") and _PLAIN_NUMBER.fullmatch(text[1:]):
-            raise problem(f"{shown(value)} is negative; an amount must be 0 or more")
+    digits = text[1:] if text.startswith("-") else text
+    if not _PLAIN_NUMBER.fullmatch(digits):
         raise problem(f"{shown(value)} is not a plain number")
-    parsed = _within_limit(Decimal(text), value)
+    parsed = Decimal(digits)
+    if parsed == 0:
+        return _ZERO  # "-0.00" is zero, like the JSON number -0.0
+    if digits is not text:
+        raise problem(f"{shown(value)} is negative; an amount must be 0 or more")
     if len(parsed.normalize().as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
         raise problem(
             f"{shown(value)} has more than {MAX_SIGNIFICANT_DIGITS} significant digits,"
             " which a JSON number cannot carry exactly"
         )
-    return parsed
+    return _within_limit(parsed, value)
 
 
 def _within_limit(parsed: Decimal, value: object) -> Decimal:
     if parsed >= AMOUNT_LIMIT:
         raise problem(f"{shown(value)} is too large for an amount")
     return parsed
+
+
+# --- text --------------------------------------------------------------------------------
+
+
+def unicode_text(value: str) -> str:
+    """Text that can be written as UTF-8: a lone surrogate ("\\udc00" in the JSON) is not text."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise problem("contains a lone surrogate (such as \\udc00), which is not valid Unicode") from None
+    return value
 
 
 # --- quantity ----------------------------------------------------------------------------
@@ -136,7 +174,7 @@ def optional_identifier(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        return unicode_text(value.strip()) or None
     if isinstance(value, int) and not isinstance(value, bool):
         if abs(value) >= 10**MAX_ID_DIGITS:
             raise problem(f"{shown(value)} is too long for an id")
@@ -181,11 +219,11 @@ def coupon_codes(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        return unicode_text(value.strip()) or None
     if isinstance(value, list | tuple):
         if not all(code is None or isinstance(code, str) for code in value):
             raise problem("must be a string or a list of strings")
-        return ",".join(code.strip() for code in value if code and code.strip()) or None
+        return unicode_text(",".join(code.strip() for code in value if code and code.strip())) or None
     raise problem(f"must be a string or a list of strings, got {kind_of(value)}")
 
 
@@ -212,5 +250,9 @@ Sku = Annotated[str | None, PlainValidator(sku)]
 CurrencyCode = Annotated[str, PlainValidator(currency_code)]
 CouponCodes = Annotated[str | None, PlainValidator(coupon_codes)]
 # Plain strings are checked by pydantic-core itself (fast path); blank ones count as absent later.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, strict=True)]
-CartId = Annotated[str, StringConstraints(strip_whitespace=True, strict=True, min_length=1, max_length=255)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, strict=True), AfterValidator(unicode_text)]
+CartId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, strict=True, min_length=1, max_length=255),
+    AfterValidator(unicode_text),
+]

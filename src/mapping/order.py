@@ -33,6 +33,8 @@ def map_order(event: Mapping[str, Any]) -> RefersionOrder:
         # The body model re-checks its own invariants; in one pydantic-core call that is
         # cheaper than assembling the models field by field in Python.
         return RefersionOrder.model_validate(_body_from(parsed))
+    except RecursionError:
+        raise InvalidEvent(("event: nested too deeply to read",)) from None
     except ValidationError as error:
         # `from None`: pydantic's own text quotes raw input (emails, names) and must not reach logs.
         raise InvalidEvent(reasons_from(error)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -9,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_valida
 
 from mapping.privacy import mask_email, mask_ip
 
-# Amounts are held exactly and written as JSON numbers. They carry at most 15 significant
-# digits (see mapping.fields), so float() and its shortest repr give the same digits back.
+# Amounts are held exactly (see mapping.fields for the rules) and written by to_json_bytes as plain
+# JSON numbers. In logs (model_dump(mode="json")) they are floats: at most 15 significant digits
+# come back unchanged from a double.
 Money = Annotated[
     Decimal,
     Field(strict=True, ge=0, allow_inf_nan=False),
@@ -60,8 +62,12 @@ class RefersionOrder(_Body):
         return None if customer is None or customer.is_empty() else customer
 
     def to_json_bytes(self) -> bytes:
-        """The exact POST body: compact UTF-8 JSON, absent fields left out (never null)."""
-        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+        """The exact POST body: compact UTF-8 JSON, absent fields left out (never null).
+
+        Written here rather than by pydantic, whose float writer uses an exponent below 1e-5
+        (0.0000001 -> 1e-7); every amount goes out as a plain decimal number.
+        """
+        return _json_text(self.model_dump(mode="python", exclude_none=True)).encode()
 
     def to_log_dict(self) -> dict[str, Any]:
         """The body as JSON-able values, with the customer's email and IP masked (SPEC §7)."""
@@ -73,3 +79,23 @@ class RefersionOrder(_Body):
             if "ip_address" in customer:
                 customer["ip_address"] = mask_ip(customer["ip_address"])
         return body
+
+
+def plain_number(amount: Decimal) -> str:
+    """An amount as a JSON number with no exponent: 5.5, 0.0000001, 2.0 (the trailing ".0" that
+    bodies had when amounts were written as floats, so the body digests of the ledger stay equal)."""
+    if amount == 0:
+        return "0.0"
+    text = format(amount.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return plain_number(value)
+    if isinstance(value, dict):
+        members = (f"{json.dumps(key, ensure_ascii=False)}:{_json_text(item)}" for key, item in value.items())
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_text(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)

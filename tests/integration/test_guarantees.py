@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from handler.budget import record_budget_seconds
 from local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event, sqs_record
 from local.sandbox import Reply
 from local.seed import seed_event
@@ -82,7 +83,7 @@ def test_an_order_in_flight_in_a_killed_invocation_is_delivered_once_after_the_i
     # Given an invocation, in its own process, killed while its post is held by Refersion
     ledger_env.sandbox.script(Reply(delay=30.0))
     body = as_eventbridge_body(seed_event())
-    window_ms = 6_000  # just above what one record needs (2 x 1 s timeout + 2 s)
+    window_ms = record_budget_seconds(1.0) * 1000 + 2_000  # just above what one record needs
     victim = _start_invocation_in_subprocess(ledger_env, sqs_event(body), remaining_ms=window_ms)
     assert ledger_env.sandbox.wait_for(lambda s: s.in_flight() == 1, timeout=20), "the post never went out"
     os.kill(victim.pid, signal.SIGKILL)

@@ -548,3 +548,21 @@ def test_the_datafly_samples_are_what_their_names_say() -> None:
     assert len(second["properties"]["products"]) == 2
     assert isinstance(second["properties"]["coupon"], list)
     assert "items" not in second["properties"]
+
+
+def test_the_smallest_allowed_function_timeout_fits_a_records_time_budget(template: dict[str, Any]) -> None:
+    from handler.budget import minimum_function_timeout_seconds
+
+    # Given the REFERSION_TIMEOUT_SECONDS the template deploys
+    variables = props(template["Resources"], "RelayFunction")["Environment"]["Variables"]
+    needed = minimum_function_timeout_seconds(float(variables["REFERSION_TIMEOUT_SECONDS"]))
+    # Then FunctionTimeout cannot be set below what one record needs, and its range and default allow it
+    timeout = template["Parameters"]["FunctionTimeout"]
+    assert timeout["MinValue"] == needed
+    assert timeout["MinValue"] <= timeout["Default"] <= timeout["MaxValue"]
+
+
+def test_the_dead_letter_queue_takes_what_quarantine_may_send(resources: dict[str, Any]) -> None:
+    from handler.quarantine import DLQ_MAX_MESSAGE_BYTES
+
+    assert props(resources, "OrderDeadLetterQueue")["MaximumMessageSize"] == DLQ_MAX_MESSAGE_BYTES

@@ -1,0 +1,69 @@
+"""How long one record may take, and whether an invocation has that long (SPEC §6).
+
+A record starts only while the invocation has its whole budget left, so that nothing is lost to a
+Lambda timeout. The budget is the worst case of everything one record does, in sequence:
+
+    budget = 2 x REFERSION_TIMEOUT_SECONDS          a post, and the post again after a 401/403 key refresh
+           + 6 x AWS_CALL_SECONDS (2 s)             5 AWS calls of the record (2 Secrets Manager: read and
+                                                    refresh; 2 DynamoDB: in-progress and done/forget;
+                                                    1 SQS: quarantine) + 1 SQS call that paces the
+                                                    batch's retries once the records are done
+           + SLACK_SECONDS (2 s)                    mapping, logging, thread hand-offs
+           = 2 x REFERSION_TIMEOUT_SECONDS + 14 s   (34 s with the template's 10 s)
+
+An AWS call is bounded by botocore's settings (handler.wiring): one attempt, connect <= 1 s, each
+read <= 1 s. No SDK retries: a failed call makes the record's outcome retry (or, after a delivery,
+is logged), and SQS brings the record back, paced; retries inside the call would multiply its bound.
+
+The function's timeout must be at least the budget plus STARTUP_MARGIN_SECONDS (building the relay at
+a cold start, reading the batch): template.yaml's FunctionTimeout MinValue follows from this.
+"""
+
+from __future__ import annotations
+
+import math
+
+from handler.observability import logger
+
+AWS_CONNECT_TIMEOUT_SECONDS = 1
+AWS_READ_TIMEOUT_SECONDS = 1
+AWS_MAX_ATTEMPTS = 1
+AWS_CALL_SECONDS = AWS_MAX_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS)
+AWS_CALLS_PER_RECORD = 5
+AWS_CALLS_AFTER_THE_RECORDS = 1
+POSTS_PER_RECORD = 2
+SLACK_SECONDS = 2.0
+STARTUP_MARGIN_SECONDS = 5
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+
+
+def record_budget_seconds(refersion_timeout_seconds: float) -> float:
+    """The longest one record can take (the sum in the module docstring)."""
+    aws_calls = AWS_CALLS_PER_RECORD + AWS_CALLS_AFTER_THE_RECORDS
+    return POSTS_PER_RECORD * refersion_timeout_seconds + aws_calls * AWS_CALL_SECONDS + SLACK_SECONDS
+
+
+def minimum_function_timeout_seconds(refersion_timeout_seconds: float) -> int:
+    """The shortest function timeout under which a record can still start."""
+    return math.ceil(record_budget_seconds(refersion_timeout_seconds) + STARTUP_MARGIN_SECONDS)
+
+
+def budget_fits_invocation(remaining_ms: float, budget_seconds: float) -> bool:
+    """False, with one error log, when not even the first record could start in this invocation.
+
+    Called once per invocation (not per record): every record of it will be reported for retry
+    without being started, and only a configuration change can help.
+    """
+    if remaining_ms >= budget_seconds * 1000:
+        return True
+    logger.error(
+        "the function timeout is shorter than one record's time budget: no record can start",
+        extra={
+            "remaining_ms": int(remaining_ms),
+            "record_budget_seconds": budget_seconds,
+            "fix": "raise the function timeout (template parameter FunctionTimeout) to at least "
+            f"{math.ceil(budget_seconds + STARTUP_MARGIN_SECONDS)} s, or lower "
+            "REFERSION_TIMEOUT_SECONDS (budget = 2 x REFERSION_TIMEOUT_SECONDS + 14 s)",
+        },
+    )
+    return False
