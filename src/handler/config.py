@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
 # SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
@@ -22,12 +23,40 @@ class ConfigurationError(Exception):
 
 def is_loopback_host(host: str) -> bool:
     """True for hosts that never leave the machine: plain http is tolerated only for these."""
-    if host == "localhost":
+    host = host.removeprefix("[").removesuffix("]")  # urllib3 keeps an IPv6 host in brackets
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_HTTPS_RULE = "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
+
+
+def checked_endpoint_url(value: str) -> str:
+    """The URL unchanged if the HTTP client will contact exactly the host checked here, else ValueError.
+
+    Parsed with urllib3's own parser (SPEC §5): urllib.parse reads some URLs differently (a backslash
+    before '@' hides a remote host behind a loopback 'userinfo'), and the host checked must be the host
+    that receives the key pair. Anything the two might read differently is refused outright.
+    """
+    if "\\" in value or any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError(f"{_HTTPS_RULE}; backslashes, spaces and control characters are not allowed")
+    try:
+        url = parse_url(value)
+    except LocationParseError:
+        raise ValueError(f"{_HTTPS_RULE}; this one cannot be parsed (bad host or port?)") from None
+    if url.auth is not None:
+        raise ValueError(f"{_HTTPS_RULE}, without user:password@ (the key pair goes in headers)")
+    if not url.host:
+        raise ValueError(f"{_HTTPS_RULE}; the host is missing")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"{_HTTPS_RULE}; the port must be 1-65535")
+    if url.scheme == "https" or (url.scheme == "http" and is_loopback_host(url.host)):
+        return value
+    raise ValueError(_HTTPS_RULE)
 
 
 class Settings(BaseModel):
@@ -58,14 +87,7 @@ class Settings(BaseModel):
     @field_validator("endpoint")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
-            return value
-        raise ValueError(
-            "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
-        )
+        return checked_endpoint_url(value)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
