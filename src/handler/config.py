@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
+from urllib3.util import Url, parse_url
 
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
 # SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
@@ -40,23 +41,38 @@ def checked_endpoint_url(value: str) -> str:
 
     Parsed with urllib3's own parser (SPEC §5): urllib.parse reads some URLs differently (a backslash
     before '@' hides a remote host behind a loopback 'userinfo'), and the host checked must be the host
-    that receives the key pair. Anything the two might read differently is refused outright.
+    that receives the key pair. Anything the two parsers might read differently is refused outright.
     """
-    if "\\" in value or any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise ValueError(f"{_HTTPS_RULE}; backslashes, spaces and control characters are not allowed")
-    try:
-        url = parse_url(value)
-    except LocationParseError:
-        raise ValueError(f"{_HTTPS_RULE}; this one cannot be parsed (bad host or port?)") from None
+    url = _as_the_client_reads_it(value)
     if url.auth is not None:
         raise ValueError(f"{_HTTPS_RULE}, without user:password@ (the key pair goes in headers)")
     if not url.host:
         raise ValueError(f"{_HTTPS_RULE}; the host is missing")
     if url.port is not None and not 1 <= url.port <= 65535:
         raise ValueError(f"{_HTTPS_RULE}; the port must be 1-65535")
+    if _standard_library_host(value) != url.host.removeprefix("[").removesuffix("]"):
+        raise ValueError(f"{_HTTPS_RULE}; this one names its host ambiguously")
     if url.scheme == "https" or (url.scheme == "http" and is_loopback_host(url.host)):
         return value
     raise ValueError(_HTTPS_RULE)
+
+
+def _as_the_client_reads_it(value: str) -> Url:
+    if not value.isascii() or any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError(f"{_HTTPS_RULE}; ASCII only, without spaces (an international host in xn-- form)")
+    if "\\" in value:
+        raise ValueError(f"{_HTTPS_RULE}; backslashes are not allowed")
+    try:
+        return parse_url(value)
+    except LocationParseError:
+        raise ValueError(f"{_HTTPS_RULE}; this one cannot be parsed (bad host or port?)") from None
+
+
+def _standard_library_host(value: str) -> str | None:
+    try:
+        return urlsplit(value).hostname
+    except ValueError:
+        return None
 
 
 class Settings(BaseModel):

@@ -113,7 +113,10 @@ def _current_exchange() -> _Exchange | None:
 
 class _StatusNotingResponse(http.client.HTTPResponse):
     """Remembers the final status code as soon as the status line is read, before the headers: if they
-    then fail (cut, too many, too long), the status that arrived still decides (SPEC §5)."""
+    then fail (cut, too many, too long), the status that arrived still decides (SPEC §5).
+
+    The pool is a plain PoolManager (no proxy tunnel), so the only status line read is Refersion's.
+    """
 
     def _read_status(self) -> tuple[str, int, str]:
         version, status, reason = super()._read_status()  # type: ignore[misc]  # private in typeshed

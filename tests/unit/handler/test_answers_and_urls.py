@@ -10,9 +10,16 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from urllib3.util import parse_url
 
 from handler.backoff import retry_delay_seconds
-from handler.config import MAX_VISIBILITY_SECONDS, ConfigurationError, Settings, checked_endpoint_url
+from handler.config import (
+    MAX_VISIBILITY_SECONDS,
+    ConfigurationError,
+    Settings,
+    checked_endpoint_url,
+    is_loopback_host,
+)
 from handler.refersion_client import MAX_RETRY_AFTER_SECONDS, parse_retry_after
 
 BASE_ENV = {"REFERSION_SECRET_ID": "refersion/keys", "DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq"}
@@ -133,3 +140,21 @@ class TestEndpointIsCheckedWithTheClientsParser:
         assert checked_endpoint_url("https://api.refersion.com/v2") == "https://api.refersion.com/v2"
         with pytest.raises(ValueError, match="https://"):
             checked_endpoint_url("http://api.refersion.com/v2")
+
+    @given(
+        st.sampled_from(["http://", "https://", "HTTP://", ""]).flatmap(
+            lambda scheme: st.text(alphabet="a1.:@[]/\\%?#;!é \t", max_size=30).map(scheme.__add__)
+        )
+    )
+    @settings(max_examples=60, derandomize=True, deadline=None)
+    def test_any_text_is_accepted_only_if_urllib3_sends_http_to_loopback_alone(self, value: str) -> None:
+        # Given any text as REFERSION_ENDPOINT, When it is checked, Then it is refused with a ValueError
+        # or it is a URL whose host, as urllib3 reads it, is reached over https or is loopback
+        try:
+            accepted = checked_endpoint_url(value)
+        except ValueError:
+            return
+        url = parse_url(accepted)
+        assert url.auth is None
+        assert url.host
+        assert url.scheme == "https" or is_loopback_host(url.host)
