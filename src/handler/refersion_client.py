@@ -74,9 +74,8 @@ class _Exchange:
         """The socket the request is using now (a reused one, a new one, then its TLS wrapper)."""
         with self._lock:
             self._sock = sock
-            expired = self._expired and not self._finished
-        if expired:
-            _shut_down(sock)
+            if self._expired and not self._finished:
+                _shut_down(sock)
 
     def finish(self) -> bool:
         """Stop the watchdog; True when the deadline passed (the connection's answer was cut)."""
@@ -86,12 +85,12 @@ class _Exchange:
             return self._expired
 
     def _expire(self) -> None:
+        # Under the lock: finish() waits for it, so the socket is never shut once back in the pool.
         with self._lock:
             if self._finished:
                 return
             self._expired = True
-            sock = self._sock
-        _shut_down(sock)
+            _shut_down(self._sock)
 
 
 def _shut_down(sock: socket.socket | None) -> None:
