@@ -15,5 +15,11 @@ def retry_delay_seconds(
     """Exponential in the receive count, capped; a longer Retry-After from Refersion wins."""
     exponent = max(receive_count, 1) - 1
     scheduled = min(base_seconds * _GROWTH ** min(exponent, 16), max_seconds)
-    asked = math.ceil(retry_after_seconds) if retry_after_seconds else 0
-    return int(min(max(scheduled, asked), MAX_VISIBILITY_SECONDS))
+    return int(min(max(scheduled, _whole_seconds(retry_after_seconds)), MAX_VISIBILITY_SECONDS))
+
+
+def _whole_seconds(asked: float | None) -> int:
+    """Any float to whole seconds SQS accepts: NaN, negatives, None ask nothing; infinity the most."""
+    if asked is None or math.isnan(asked) or asked <= 0:
+        return 0
+    return math.ceil(min(asked, MAX_VISIBILITY_SECONDS))

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
 
 from handler.budget import LAMBDA_MAX_TIMEOUT_SECONDS, minimum_function_timeout_seconds, record_budget_seconds
 
@@ -24,12 +26,55 @@ class ConfigurationError(Exception):
 
 def is_loopback_host(host: str) -> bool:
     """True for hosts that never leave the machine: plain http is tolerated only for these."""
-    if host == "localhost":
+    host = host.removeprefix("[").removesuffix("]")  # urllib3 keeps an IPv6 host in brackets
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_HTTPS_RULE = "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
+
+
+def checked_endpoint_url(value: str) -> str:
+    """The URL unchanged if the HTTP client will contact exactly the host checked here, else ValueError.
+
+    Parsed with urllib3's own parser (SPEC §5): urllib.parse reads some URLs differently (a backslash
+    before '@' hides a remote host behind a loopback 'userinfo'), and the host checked must be the host
+    that receives the key pair. Anything the two parsers might read differently is refused outright.
+    """
+    url = _as_the_client_reads_it(value)
+    if url.auth is not None:
+        raise ValueError(f"{_HTTPS_RULE}, without user:password@ (the key pair goes in headers)")
+    if not url.host:
+        raise ValueError(f"{_HTTPS_RULE}; the host is missing")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"{_HTTPS_RULE}; the port must be 1-65535")
+    if _standard_library_host(value) != url.host.removeprefix("[").removesuffix("]"):
+        raise ValueError(f"{_HTTPS_RULE}; this one names its host ambiguously")
+    if url.scheme == "https" or (url.scheme == "http" and is_loopback_host(url.host)):
+        return value
+    raise ValueError(_HTTPS_RULE)
+
+
+def _as_the_client_reads_it(value: str) -> Url:
+    if not value.isascii() or any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError(f"{_HTTPS_RULE}; ASCII only, without spaces (an international host in xn-- form)")
+    if "\\" in value:
+        raise ValueError(f"{_HTTPS_RULE}; backslashes are not allowed")
+    try:
+        return parse_url(value)
+    except LocationParseError:
+        raise ValueError(f"{_HTTPS_RULE}; this one cannot be parsed (bad host or port?)") from None
+
+
+def _standard_library_host(value: str) -> str | None:
+    try:
+        return urlsplit(value).hostname
+    except ValueError:
+        return None
 
 
 class Settings(BaseModel):
@@ -61,14 +106,7 @@ class Settings(BaseModel):
     @field_validator("endpoint")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
-            return value
-        raise ValueError(
-            "must be an https:// URL (plain http:// is accepted only for 127.0.0.1, ::1 or localhost)"
-        )
+        return checked_endpoint_url(value)
 
     @field_validator("timeout_seconds")
     @classmethod

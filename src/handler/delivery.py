@@ -9,7 +9,7 @@ from handler.credentials import CredentialsError, KeyPair, KeyPairSource
 from handler.observability import logger
 from handler.outcomes import HttpVerdict, Outcome
 from handler.refersion_client import HttpAnswer
-from mapping import scrub_text
+from mapping.privacy import scrub_excerpt
 
 _EXCERPT_CHARS = 200
 
@@ -72,7 +72,8 @@ def _delivery_from(answer: HttpAnswer, attempts: int) -> Delivery:
             attempts=attempts,
         )
     if answer.verdict is HttpVerdict.REJECTED:
-        excerpt = scrub_text(answer.detail[:_EXCERPT_CHARS])
+        # Masked before it is cut, and never cut into a piece of an address (SPEC §7).
+        excerpt = scrub_excerpt(answer.detail, _EXCERPT_CHARS, cut=answer.detail_cut)
         reason = f"Refersion answered {answer.status}: {excerpt}".rstrip(": ")
         return Delivery(Outcome.REJECTED, reason=reason, answer=answer, attempts=attempts)
     if answer.status is not None:

@@ -41,6 +41,13 @@ class SqsVisibilityPacer:
         return retry_delay_seconds(inbound.receive_count, self._base, self._max, result.retry_after_seconds)
 
     def pace(self, retries: Sequence[tuple[InboundRecord, RecordResult]]) -> None:
+        # Pacing is a courtesy: nothing it does may fail the batch response (SPEC §6).
+        try:
+            self._pace(retries)
+        except Exception as exc:
+            logger.warning("could not pace retries", extra={"cause": type(exc).__name__})
+
+    def _pace(self, retries: Sequence[tuple[InboundRecord, RecordResult]]) -> None:
         entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),

@@ -68,10 +68,56 @@ def mask_ip(value: str) -> str:
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s@\"'<>,;:()\[\]{}]+@[^\s@\"'<>,;:()\[\]{}]+\.[A-Za-z]{2,}")
 _IPV4_IN_TEXT = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+# Runs of hex digits, colons and dots with at least two colons (an optional %zone after): IPv6 candidates.
+# Only runs that ipaddress accepts are masked, so times (10:30:00) and MAC addresses stay readable.
+_IPV6_CANDIDATE = re.compile(r"[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.~-]+)?")
+# What an address can be made of: a cut text's last run of these may be the start of one.
+_FRAGMENT_AT_END = re.compile(r"[^\s\"'<>,;()\[\]{}]+$")
+_CUT_MARK = "…"
 
 
 def scrub_text(text: str) -> str:
-    """Mask anything that looks like an email or an IPv4 address in free text (e.g. a response body
-    quoted in a reason), so a third party's echo of the order cannot leak them into logs."""
+    """Mask anything that looks like an email, an IPv6 or an IPv4 address in free text (e.g. a response
+    body quoted in a reason), so a third party's echo of the order cannot leak them into logs."""
     masked = _EMAIL_IN_TEXT.sub(lambda found: mask_email(found.group(0)), text)
+    masked = _IPV6_CANDIDATE.sub(lambda found: _mask_ipv6_run(found.group(0)), masked)
     return _IPV4_IN_TEXT.sub(lambda found: mask_ip(found.group(0)), masked)
+
+
+def scrub_excerpt(text: str, max_chars: int, *, cut: bool = False) -> str:
+    """scrub_text, then at most max_chars characters of the result.
+
+    Masking comes before cutting, so an address across the limit is still recognised whole. Wherever
+    the text is cut (here, or before it got here when `cut` is true: e.g. the first bytes of a body),
+    the last word at the cut edge is dropped: it may be the start of an address, no longer recognisable.
+    """
+    if cut:
+        text = _drop_cut_fragment(text)
+    masked = scrub_text(text)
+    if len(masked) <= max_chars:
+        return masked.strip()
+    return _drop_cut_fragment(masked[:max_chars]).strip() + _CUT_MARK
+
+
+def _drop_cut_fragment(text: str) -> str:
+    return _FRAGMENT_AT_END.sub("", text)
+
+
+def _mask_ipv6_run(run: str) -> str:
+    """Mask the IPv6 address in a candidate run, allowing for a label before it and a full stop after."""
+    trailing = run[len(run.rstrip(".")) :]
+    core = run[: len(run) - len(trailing)]
+    for start in [0, *(i + 1 for i, char in enumerate(core) if char == ":")]:
+        candidate = core[start:]
+        if candidate.count(":") < 2:
+            break
+        if _is_ipv6(candidate):
+            return core[:start] + mask_ip(candidate.split("%")[0]) + trailing
+    return run
+
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).version == 6
+    except ValueError:
+        return False
