@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from handler.budget import record_budget_seconds
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 SRC: Final = ROOT / "src"
 
@@ -36,10 +38,10 @@ SOAK_OVERRIDES: Final[Mapping[str, str]] = {
 }
 
 # The killed invocation: its context's remaining time (the in-progress window of its orders; one record
-# starts only while 2 x 0.5 s + 2 s remain), how long the sandbox holds half of its posts, and how long
+# starts only while its handler.budget remains), how long the sandbox holds half of its posts, and how long
 # the kill waits at most, once a post is answered and one held, for every other record of the batch to
 # be finished or its post held (well inside the relay's 0.5 s timeout).
-KILL_WINDOW_MS: Final = 6000
+KILL_WINDOW_MS: Final = int(record_budget_seconds(0.5) * 1000) + 3000  # the budget at 0.5 s, + 3 s
 KILL_HOLD_SECONDS: Final = 2.0
 KILL_SETTLE_SECONDS: Final = 0.25
 KILL_ATTEMPTS: Final = 6
