@@ -61,7 +61,7 @@ def _report(label: str, candidate: Any) -> bool:
         print(f"{label}: invalid\n  body: is not JSON")
         return False
     try:
-        if classify_event(candidate) is EventKind.OTHER:
+        if classify_event(candidate) is not EventKind.ORDER_COMPLETED:
             print(f"{label}: dropped (not an Order Completed event)")
             return True
         order = map_order(candidate)
