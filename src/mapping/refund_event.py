@@ -180,8 +180,10 @@ class RefundKeys:
 
     - `message`: "message:" + digest of the Datafly messageId, when it has one;
     - `refund`: "refund:" + digest of (order_id, refund_id), when it has a refund_id;
-    - `content`: "content:" + digest of the order and the items requested (the list in a
-      canonical form: lines merged by sku and price, sorted; or "everything" for a full refund).
+    - `content`: "content:" + digest of the order and the items requested, as written in the
+      event but in a canonical form (lines merged by sku and price, prices normalised so 5.5 and
+      "5.50" are one, sorted; a line with no price differs from one with a price), or
+      "everything" for a full refund.
 
     The rule (SPEC §9 "Once"): a refund with a messageId or a refund_id is a duplicate when either
     of those keys was already applied; a refund with neither is a duplicate when its content key
