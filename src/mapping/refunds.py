@@ -127,14 +127,16 @@ def plan_refund(
         return RefundDuplicate(_already_applied(keys, applied))
     if view is None:
         return _plan_as_given(refund, keys.all)
-    _check_currency(refund, view)
+    reasons = _currency_problems(refund, view)
     lines = refund.properties.lines
     if lines is None:
+        if reasons:
+            raise InvalidEvent(reasons)
         totals = view.remaining()
         if not totals:
             return RefundDuplicate(NOTHING_LEFT)
     else:
-        totals = _partial_totals(refund, lines, view)
+        totals = _partial_totals(refund, lines, view, reasons)
     return _plan(refund.order_id, totals, keys.all, as_given=False)
 
 
@@ -153,11 +155,11 @@ def _already_applied(keys: RefundKeys, applied: Collection[str]) -> str:
     return "this refund was already applied (same order and items; it has no messageId nor refund_id)"
 
 
-def _check_currency(refund: RefundEvent, view: OrderView) -> None:
+def _currency_problems(refund: RefundEvent, view: OrderView) -> list[str]:
     currency = refund.properties.currency
-    if currency is not None and currency != view.currency:
-        reason = f"properties.currency: {shown(currency)} is not the order's currency {shown(view.currency)}"
-        raise InvalidEvent((reason,))
+    if currency is None or currency == view.currency:
+        return []
+    return [f"properties.currency: {shown(currency)} is not the order's currency {shown(view.currency)}"]
 
 
 def _plan(order_id: str, totals: Mapping[LineKey, int], keys: Sequence[str], *, as_given: bool) -> CancelPlan:
@@ -191,12 +193,14 @@ def _plan_as_given(refund: RefundEvent, keys: Sequence[str]) -> RefundVerdict:
 # --- partial refunds: which delivered line each requested line is --------------------------
 
 
-def _partial_totals(refund: RefundEvent, lines: Sequence[RefundLine], view: OrderView) -> dict[LineKey, int]:
-    """Quantity to cancel per delivered (sku, price), in the order the event lists them."""
+def _partial_totals(
+    refund: RefundEvent, lines: Sequence[RefundLine], view: OrderView, reasons: list[str]
+) -> dict[LineKey, int]:
+    """Quantity to cancel per delivered (sku, price), in the order the event lists them; raises
+    InvalidEvent with `reasons` (problems found before) and every problem of the lines."""
     field = refund.properties.lines_field
     remaining = view.remaining()
     prices_of = _prices_by_sku(view.delivered())
-    reasons: list[str] = []
     requested: dict[LineKey, list[int]] = {}  # line key -> indexes of the event's lines asking for it
     for index, line in enumerate(lines):
         key = _delivered_line(line, prices_of.get(line.sku, ()), f"properties.{field}[{index}]", reasons)

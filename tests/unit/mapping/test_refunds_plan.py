@@ -241,14 +241,16 @@ def test_a_refund_in_another_currency_than_the_order_is_invalid(currency: str) -
 
 
 def test_every_line_problem_of_a_refund_is_listed_at_once() -> None:
-    # Given a refund with an unknown sku, an ambiguous line and too many of another sku
+    # Given a refund in another currency, with an unknown sku, an ambiguous line and too many of another sku
     view = delivered(line("A", "5.50", 2), line("A", "6", 1), line("B", "1", 1))
     event = refund(
-        products=[{"sku": "Z", "quantity": 1}, {"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}]
+        currency="CAD",
+        products=[{"sku": "Z", "quantity": 1}, {"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}],
     )
 
-    # When planned / Then the three reasons are given together, in line order
+    # When planned / Then the four reasons are given together, the lines' in line order
     assert refused(event, view) == (
+        "properties.currency: 'CAD' is not the order's currency 'USD'",
         "properties.products[0].sku: 'Z' was not delivered in this order",
         "properties.products[1].price: is required to tell the lines apart:"
         " sku 'A' was delivered at 2 prices (5.50 and 6)",
