@@ -42,7 +42,7 @@ def decide(inbound: InboundRecord, consent_category: str) -> NotPosted | Refersi
     except InvalidEvent as exc:
         return NotPosted(Outcome.INVALID, exc.reasons)
     ids = order_ids_of(event)
-    if kind is EventKind.OTHER:
+    if kind is not EventKind.ORDER_COMPLETED:
         return NotPosted(Outcome.DROPPED, (_not_an_order(event),), *ids)
     if consent_denied(event, consent_category):
         return NotPosted(Outcome.SKIPPED, (f"consent for {consent_category} denied",), *ids)

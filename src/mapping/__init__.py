@@ -1,4 +1,5 @@
-"""Pure domain of the relay: Datafly Order Completed event -> Refersion paid-order body.
+"""Pure domain of the relay: Datafly Order Completed event -> Refersion paid-order body,
+and refund/cancellation events -> Refersion cancel calls (SPEC §9).
 
 No AWS, no network, no environment, no logging: values in, values (or InvalidEvent) out.
 """
@@ -6,17 +7,43 @@ No AWS, no network, no environment, no logging: values in, values (or InvalidEve
 from mapping.datafly import DataflyEvent, EventKind, classify_event
 from mapping.errors import InvalidEvent
 from mapping.order import OrderIds, map_order, order_ids_of
+from mapping.order_state import OrderLine, OrderView
 from mapping.privacy import consent_denied, is_sha256_hex, mask_email, mask_ip, scrub_text
 from mapping.refersion import RefersionCustomer, RefersionItem, RefersionOrder
+from mapping.refund_event import RefundEvent, RefundKeys, RefundLine, parse_refund, refund_keys
+from mapping.refunds import (
+    MAX_ITEMS_PER_CANCEL,
+    CancelPlan,
+    RefersionCancel,
+    RefersionCancelItem,
+    RefundDuplicate,
+    RefundSkipped,
+    RefundVerdict,
+    apply_call,
+    plan_refund,
+)
 
 __all__ = [
+    "MAX_ITEMS_PER_CANCEL",
+    "CancelPlan",
     "DataflyEvent",
     "EventKind",
     "InvalidEvent",
     "OrderIds",
+    "OrderLine",
+    "OrderView",
+    "RefersionCancel",
+    "RefersionCancelItem",
     "RefersionCustomer",
     "RefersionItem",
     "RefersionOrder",
+    "RefundDuplicate",
+    "RefundEvent",
+    "RefundKeys",
+    "RefundLine",
+    "RefundSkipped",
+    "RefundVerdict",
+    "apply_call",
     "classify_event",
     "consent_denied",
     "is_sha256_hex",
@@ -24,5 +51,8 @@ __all__ = [
     "mask_email",
     "mask_ip",
     "order_ids_of",
+    "parse_refund",
+    "plan_refund",
+    "refund_keys",
     "scrub_text",
 ]

@@ -28,16 +28,37 @@ from mapping.fields import (
     at_least_one_product,
 )
 
-_ORDER_COMPLETED_NAMES = frozenset({"order completed", "order_completed"})
-
 
 class EventKind(enum.StrEnum):
     ORDER_COMPLETED = "order_completed"
-    OTHER = "other"  # a Datafly event that is not an order: the relay drops it
+    ORDER_REFUNDED = "order_refunded"  # SPEC §9: takes the commission back
+    ORDER_CANCELLED = "order_cancelled"  # SPEC §9: Order Cancelled or Order Canceled, same effect
+    OTHER = "other"  # a Datafly event the relay does not act on: it drops it
+
+    @property
+    def is_refund(self) -> bool:
+        """A refund or a cancellation (SPEC §9): both cancel delivered items the same way."""
+        return self in (EventKind.ORDER_REFUNDED, EventKind.ORDER_CANCELLED)
+
+
+def _spellings(*names: str) -> tuple[str, ...]:
+    # "Order Completed" is matched as "order completed" and "order_completed" (any letter case).
+    return tuple(spelling for name in names for spelling in (name, name.replace(" ", "_")))
+
+
+_KIND_OF_NAME: dict[str, EventKind] = {
+    **dict.fromkeys(_spellings("order completed"), EventKind.ORDER_COMPLETED),
+    **dict.fromkeys(_spellings("order refunded"), EventKind.ORDER_REFUNDED),
+    **dict.fromkeys(_spellings("order cancelled", "order canceled"), EventKind.ORDER_CANCELLED),
+}
 
 
 def classify_event(event: object) -> EventKind:
-    """Tell an Order Completed event from any other Datafly event; refuse what is not one at all."""
+    """Tell which Datafly event this is (SPEC §2, §9); refuse what is not a Datafly event at all.
+
+    Ask `kind is EventKind.ORDER_COMPLETED` for "is this an order to post": refunds are kinds of
+    their own, and every name the relay does not act on is OTHER.
+    """
     if not isinstance(event, Mapping):
         raise InvalidEvent((f"event: must be a JSON object, got {kind_of(event)}",))
     event_type = _label(event.get("type"))
@@ -45,9 +66,9 @@ def classify_event(event: object) -> EventKind:
     if event_type is None and name is None:
         raise InvalidEvent(("event: not a Datafly event: it has neither an 'event' name nor a 'type'",))
     # identify/page/screen/group/alias calls are never orders, whatever their name says.
-    if name in _ORDER_COMPLETED_NAMES and event_type in (None, "track"):
-        return EventKind.ORDER_COMPLETED
-    return EventKind.OTHER
+    if name is None or event_type not in (None, "track"):
+        return EventKind.OTHER
+    return _KIND_OF_NAME.get(name, EventKind.OTHER)
 
 
 def _label(value: object) -> str | None:

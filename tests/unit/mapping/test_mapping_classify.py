@@ -35,7 +35,8 @@ def test_given_an_order_completed_name_when_classified_then_it_is_an_order(
     "event",
     [
         {"type": "track", "event": "Product Added"},
-        {"type": "track", "event": "Order Refunded"},
+        {"type": "track", "event": "Order Returned"},
+        {"type": "track", "event": "Order Refund"},
         {"type": "track", "event": "Order  Completed"},
         {"type": "track", "event": "OrderCompleted"},
         {"type": "track", "event": "Order Completed!"},
