@@ -6,6 +6,7 @@ alike, so that the fake the relay's unit tests use cannot drift from the real st
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -461,3 +462,28 @@ def test_a_delivery_whose_answer_was_lost_is_recognised_on_retry(
     assert proxy.failed == ["DynamoDB_20120810.UpdateItem"]
     assert state.delivered is not None
     assert state.delivered.body_digest == DIGEST
+
+
+def test_a_store_that_cannot_be_reached_is_unavailable_once_the_budget_is_spent(
+    resources: RelayResources,
+) -> None:
+    # Given an endpoint nothing listens on (a port just released)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = boto3.session.Session().client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=0.5),
+    )
+    store = DynamoDBOrderStates(client, resources.table_name)
+    # When a write is tried with half a second of budget
+    started = time.monotonic()
+    with pytest.raises(StateUnavailable) as unavailable:
+        store.mark_seen("1001", deadline=started + 0.5)
+    # Then it gave up near the deadline, naming the fault
+    assert unavailable.value.cause == "EndpointConnectionError"
+    assert time.monotonic() - started < 2.0
