@@ -1,0 +1,273 @@
+"""The relay's memory of each order (SPEC §11): seen, being posted, answered, delivered, cancelled.
+
+This module holds the typed state, the port the relay talks to (`OrderStates`) and the pure rules on
+them (keys, time format, merging lines). `order_state_dynamodb.py` keeps the state in the idempotency
+table. Nothing here is customer data: order and conversion ids, times, digests, skus, prices and
+quantities only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+DEFAULT_ORDER_RECORD_DAYS = 400
+
+# Key prefixes. Powertools' own records start with "refersion-order#" (idempotency.KEY_PREFIX); none of
+# these can be mistaken for one, nor for one another (the character after the word differs).
+STATE_PREFIX = "order-state#"
+STATE_HASHED_PREFIX = "order-state-sha256#"
+CONFIRMATION_PREFIX = "confirmation#"
+CONFIRMATION_HASHED_PREFIX = "confirmation-sha256#"
+# A DynamoDB partition key may hold 2048 UTF-8 bytes. Ids up to 1024 bytes are kept as they are, so an
+# operator can find an order by its id; longer ones (and ids that are not valid UTF-8, such as a lone
+# surrogate from a JSON "\ud800") are keyed by their SHA-256 under a prefix of their own.
+RAW_KEY_LIMIT_BYTES = 1024
+
+# Every stored time is UTC in this fixed-width form, so that comparing strings compares times (the
+# conditions of mark_answered rely on it, and so will a GSI sort key on delivered_at).
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class OrderStateError(Exception):
+    """The order state could not be read or written as asked."""
+
+
+class StateChanged(OrderStateError):
+    """A conditional write lost: another invocation changed the order first. Re-read and decide again.
+
+    `current` is the state as the store found it (None when there is no record at all).
+    """
+
+    def __init__(self, order_id: str, reason: str, current: OrderState | None) -> None:
+        super().__init__(f"order state changed: {reason}")
+        self.order_id = order_id
+        self.reason = reason
+        self.current = current
+
+
+class StateUnavailable(OrderStateError):
+    """The store did not answer usefully before the deadline (throttling, 5xx, timeouts, access)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"order state unavailable ({cause})")
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class ItemLine:
+    """One line as sent to Refersion: sku, unit price (exact decimal), quantity."""
+
+    sku: str
+    price: Decimal
+    quantity: int
+
+    @property
+    def line_key(self) -> tuple[str, Decimal]:
+        # Decimal equality and hash are by value: 5.5 and 5.50 are the same price to Refersion.
+        return (self.sku, self.price)
+
+
+@dataclass(frozen=True)
+class LastPost:
+    """How the last post of the order ended: a status line was read (answered) or not (unanswered)."""
+
+    answered: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Delivered:
+    at: datetime
+    body_digest: str
+    items: tuple[ItemLine, ...]
+    currency: str
+
+    @property
+    def day(self) -> str:
+        return self.at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class CancelPlan:
+    """A refund of more than 50 items, planned once (SPEC §9): one cancel call per attempt.
+
+    `refund_keys` are recorded as applied when the last call is done; `next_call` indexes `calls`.
+    """
+
+    refund_keys: frozenset[str]
+    calls: tuple[tuple[ItemLine, ...], ...]
+    next_call: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_call >= len(self.calls)
+
+    @property
+    def next_items(self) -> tuple[ItemLine, ...]:
+        return () if self.done else self.calls[self.next_call]
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """One order as the relay remembers it. `version` counts the writes (0: no record yet)."""
+
+    order_id: str
+    version: int = 0
+    seen_at: datetime | None = None
+    post_began_at: datetime | None = None
+    last_post: LastPost | None = None
+    delivered: Delivered | None = None
+    cancelled: tuple[ItemLine, ...] = ()
+    refund_keys: frozenset[str] = frozenset()
+    cancel_plan: CancelPlan | None = None
+    confirmations: frozenset[str] = frozenset()
+
+    @property
+    def post_in_doubt(self) -> bool:
+        """A post began and no answer followed (killed mid-post), or it ended unanswered (SPEC §10)."""
+        if self.delivered is not None or self.post_began_at is None:
+            return False
+        if self.last_post is None or self.last_post.at < self.post_began_at:
+            return True
+        return not self.last_post.answered
+
+    def remaining(self) -> tuple[ItemLine, ...]:
+        """Delivered lines less what was cancelled, by sku and price (lines with nothing left omitted)."""
+        delivered = self.delivered.items if self.delivered else ()
+        taken = {line.line_key: line.quantity for line in merge_lines(self.cancelled)}
+        left: list[ItemLine] = []
+        for line in merge_lines(delivered):
+            quantity = line.quantity - taken.get(line.line_key, 0)
+            if quantity > 0:
+                left.append(ItemLine(line.sku, line.price, quantity))
+        return tuple(left)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Refersion's announcement of a conversion (SPEC §10): no customer data."""
+
+    conversion_id: str
+    order_id: str
+    status: str
+    affiliate_id: str | None
+    received_at: datetime
+
+
+class OrderStates(Protocol):
+    """The order-state store. Every method takes an optional `deadline` (a `time.monotonic()` value):
+    throttling, 5xx and timeouts are retried until then, then StateUnavailable; without a deadline one
+    attempt is made. A lost condition raises StateChanged and is never retried blindly.
+    """
+
+    def get(self, order_id: str, *, deadline: float | None = None) -> OrderState | None: ...
+
+    def mark_seen(self, order_id: str, *, deadline: float | None = None) -> OrderState: ...
+
+    def mark_post_began(
+        self, order_id: str, at: datetime, *, deadline: float | None = None
+    ) -> OrderState: ...
+
+    def mark_answered(
+        self, order_id: str, answered: bool, at: datetime, *, deadline: float | None = None
+    ) -> OrderState: ...
+
+    def mark_delivered(
+        self,
+        order_id: str,
+        body_digest: str,
+        items: Sequence[ItemLine],
+        currency: str,
+        at: datetime,
+        *,
+        deadline: float | None = None,
+    ) -> OrderState: ...
+
+    def record_cancel(
+        self,
+        state: OrderState,
+        refund_keys: Iterable[str],
+        cancelled_items: Sequence[ItemLine],
+        *,
+        deadline: float | None = None,
+    ) -> OrderState: ...
+
+    def store_cancel_plan(
+        self, state: OrderState, plan: CancelPlan, *, deadline: float | None = None
+    ) -> OrderState: ...
+
+    def advance_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
+
+    def put_confirmation(self, confirmation: Confirmation, *, deadline: float | None = None) -> bool: ...
+
+    def confirmations_for(
+        self, order_id: str, *, deadline: float | None = None
+    ) -> tuple[Confirmation, ...]: ...
+
+
+def state_key(order_id: str) -> str:
+    return _key(STATE_PREFIX, STATE_HASHED_PREFIX, order_id)
+
+
+def confirmation_key(conversion_id: str) -> str:
+    return _key(CONFIRMATION_PREFIX, CONFIRMATION_HASHED_PREFIX, conversion_id)
+
+
+def _key(prefix: str, hashed_prefix: str, value: str) -> str:
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = b""
+    else:
+        if len(raw) <= RAW_KEY_LIMIT_BYTES:
+            return prefix + value
+    return hashed_prefix + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def storable_text(value: str) -> str:
+    """The value itself when DynamoDB can hold it (valid UTF-8), else an escaped form of it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return value
+
+
+def format_time(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("order-state times must be timezone-aware")
+    return at.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def merge_lines(*groups: Iterable[ItemLine]) -> tuple[ItemLine, ...]:
+    """Quantities summed per (sku, price), in first-seen order, keeping the first price spelling."""
+    merged: dict[tuple[str, Decimal], ItemLine] = {}
+    for group in groups:
+        for line in group:
+            known = merged.get(line.line_key)
+            quantity = line.quantity + (known.quantity if known else 0)
+            merged[line.line_key] = ItemLine(
+                known.sku if known else line.sku, (known or line).price, quantity
+            )
+    return tuple(merged.values())
+
+
+def after_plan_call(state: OrderState) -> tuple[tuple[ItemLine, ...], frozenset[str], CancelPlan | None]:
+    """What advancing the stored plan by one call leaves: cancelled lines, refund keys, the plan (or None)."""
+    plan = state.cancel_plan
+    if plan is None or plan.done:
+        raise StateChanged(state.order_id, "no cancel plan with a call left", state)
+    cancelled = merge_lines(state.cancelled, plan.next_items)
+    advanced = CancelPlan(plan.refund_keys, plan.calls, plan.next_call + 1)
+    if advanced.done:
+        return cancelled, state.refund_keys | plan.refund_keys, None
+    return cancelled, state.refund_keys, advanced
