@@ -14,6 +14,7 @@ from urllib3.util import Url, parse_url
 from handler.budget import LAMBDA_MAX_TIMEOUT_SECONDS, minimum_function_timeout_seconds, record_budget_seconds
 
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
+DEFAULT_API_URL = "https://api.refersion.com/v2"
 # SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
 IDEMPOTENCY_WINDOW_SECONDS = 14 * 24 * 60 * 60
 # ChangeMessageVisibility accepts at most 12 hours.
@@ -96,6 +97,16 @@ class Settings(BaseModel):
     retry_max_delay_seconds: int = Field(
         alias="RETRY_MAX_DELAY_SECONDS", default=3600, ge=0, le=MAX_VISIBILITY_SECONDS
     )
+    # The order state (CONTRACT §11) is kept whatever the switches below say; at least the 14 days an
+    # SQS message can live, so that no copy of an order outlives the memory of it.
+    order_record_days: int = Field(alias="ORDER_RECORD_DAYS", default=400, ge=14, le=3650)
+    # Refunds and cancellations (CONTRACT §9).
+    refunds_enabled: bool = Field(alias="REFUNDS_ENABLED", default=False)
+    api_url: str = Field(alias="REFERSION_API_URL", default=DEFAULT_API_URL)
+    refund_wait_minutes: int = Field(alias="REFUND_WAIT_MINUTES", default=60, ge=0, le=7 * 24 * 60)
+    # Conversion confirmations (CONTRACT §10).
+    confirmations_enabled: bool = Field(alias="CONFIRMATIONS_ENABLED", default=False)
+    confirmation_wait_seconds: int = Field(alias="CONFIRMATION_WAIT_SECONDS", default=600, ge=0, le=43200)
 
     @field_validator("source_queue_url", "idempotency_table_name", mode="before")
     @classmethod
@@ -103,7 +114,7 @@ class Settings(BaseModel):
         # CloudFormation cannot omit a variable conditionally, so an empty string stands for "not set".
         return None if value == "" else value
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "api_url")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
         return checked_endpoint_url(value)

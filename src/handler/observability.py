@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handler.outcomes import Outcome, RecordResult
+from handler.outcomes import Outcome, RecordKind, RecordResult
 
 SERVICE = "refersion-relay"
 NAMESPACE = "RefersionRelay"
@@ -28,6 +28,7 @@ def outcome_fields(result: RecordResult) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "record_id": result.record_id,
         "outcome": result.outcome.value,
+        "kind": result.kind.value,
         "order_id": result.order_id,
         "cart_id": result.cart_id,
         "http_status": result.http_status,
@@ -40,6 +41,8 @@ def outcome_fields(result: RecordResult) -> dict[str, Any]:
         fields["retry_after_seconds"] = result.retry_after_seconds
     if result.body_logged is not None:
         fields["body"] = result.body_logged
+    if result.wait_seconds is not None:
+        fields["wait_seconds"] = round(result.wait_seconds, 1)
     if not result.started:
         fields["started"] = False
     if result.maybe_received:
@@ -47,11 +50,18 @@ def outcome_fields(result: RecordResult) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def metric_name(result: RecordResult) -> str:
+    """Orders keep the outcome's own name (existing dashboards and alarms); refunds count apart."""
+    if result.kind is RecordKind.REFUND:
+        return f"refund_{result.outcome.value}"
+    return result.outcome.value
+
+
 def report_outcome(result: RecordResult) -> None:
     """One log line and one count per record, plus the delivery latency when a request went out."""
     level = "warning" if result.outcome.quarantined or result.outcome is Outcome.RETRY else "info"
     getattr(logger, level)(f"record {result.outcome.value}", extra=outcome_fields(result))
     with _metrics_lock:
-        metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=metric_name(result), unit=MetricUnit.Count, value=1)
         if result.latency_ms is not None:
             metrics.add_metric(name="delivery_latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)

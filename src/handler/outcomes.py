@@ -15,11 +15,26 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
     SKIPPED = "skipped"
     DUPLICATE = "duplicate"
+    # Reported for redelivery like a retry, but expected (a refund waiting for its order, an unanswered
+    # post waiting for Refersion's confirmation): logged and counted apart, so retry alarms stay quiet.
+    WAITING = "waiting"
 
     @property
     def quarantined(self) -> bool:
         """Invalid and rejected records go to the dead-letter queue; nothing else does."""
         return self in (Outcome.INVALID, Outcome.REJECTED)
+
+    @property
+    def comes_back(self) -> bool:
+        """Retry and waiting records are handed back to SQS (or raised on the EventBridge-direct path)."""
+        return self in (Outcome.RETRY, Outcome.WAITING)
+
+
+class RecordKind(enum.StrEnum):
+    """What a record asked for: an order to credit, or a refund/cancellation to take back."""
+
+    ORDER = "order"
+    REFUND = "refund"
 
 
 class HttpVerdict(enum.Enum):
@@ -64,6 +79,9 @@ class RecordResult:
     body_logged: dict[str, Any] | None = None
     # False only for a retry never attempted because the invocation was close to its timeout: it is
     # paced with the base delay, not pushed further out.
+    kind: RecordKind = RecordKind.ORDER
+    # For waiting records: seconds until the wait may be over (the pacer holds the record that long).
+    wait_seconds: float | None = None
     started: bool = True
     # A post with no answer may still have been credited by Refersion: the retry could double it.
     maybe_received: bool = False

@@ -38,7 +38,9 @@ class SqsVisibilityPacer:
     def delay_for(self, inbound: InboundRecord, result: RecordResult) -> int:
         if not result.started:
             return self._base  # never attempted: no reason to push it further out
-        return retry_delay_seconds(inbound.receive_count, self._base, self._max, result.retry_after_seconds)
+        # A waiting record asks to come back once its wait may be over; the schedule still applies.
+        asked = max(result.retry_after_seconds or 0.0, result.wait_seconds or 0.0) or None
+        return retry_delay_seconds(inbound.receive_count, self._base, self._max, asked)
 
     def pace(self, retries: Sequence[tuple[InboundRecord, RecordResult]]) -> None:
         # Pacing is a courtesy: nothing it does may fail the batch response (SPEC §6).

@@ -75,14 +75,14 @@ class Relay:
             return inbound, self.relay_record(inbound, deadline)
 
         finished = map_records(event["Records"], relay_one, self._executor)
-        retries = [(inbound, result) for inbound, result in finished if result.outcome is Outcome.RETRY]
+        retries = [(inbound, result) for inbound, result in finished if result.outcome.comes_back]
         self._pacer.pace(retries)
         return partial_batch_response(inbound.record_id for inbound, _ in retries)
 
     def _handle_eventbridge_event(self, event: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         inbound = InboundRecord.from_eventbridge(event)
         result = self.relay_record(inbound, deadline)
-        if result.outcome is Outcome.RETRY:
+        if result.outcome.comes_back:
             # Lambda's asynchronous retries and the on-failure destination take over (SPEC §6).
             raise RetryLater(f"event {inbound.record_id}: {result.reason}")
         return {"outcome": result.outcome.value, "order_id": result.order_id}

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from handler.observability import outcome_fields, report_outcome
-from handler.outcomes import Outcome, RecordResult
+from handler.observability import metric_name, outcome_fields, report_outcome
+from handler.outcomes import Outcome, RecordKind, RecordResult
 
 
 def test_a_delivered_line_carries_the_ids_status_and_latency_and_nothing_empty() -> None:
@@ -18,6 +18,7 @@ def test_a_delivered_line_carries_the_ids_status_and_latency_and_nothing_empty()
     assert outcome_fields(result) == {
         "record_id": "m-1",
         "outcome": "delivered",
+        "kind": "order",
         "order_id": "O-1",
         "http_status": 200,
         "latency_ms": 51.3,
@@ -31,6 +32,23 @@ def test_not_started_is_said_only_of_a_retry_that_was_never_attempted() -> None:
     )
     not_started = RecordResult("m-1", Outcome.RETRY, reason="not started", started=False)
     assert outcome_fields(not_started)["started"] is False
+
+
+def test_refunds_are_counted_under_metric_names_of_their_own_and_orders_keep_theirs() -> None:
+    # Given the same outcome for an order and for a refund
+    order = RecordResult("m-1", Outcome.DELIVERED)
+    refund = RecordResult("m-2", Outcome.DELIVERED, kind=RecordKind.REFUND)
+    # Then the order's metric keeps its existing name, the refund's is its own; both lines say the kind
+    assert (metric_name(order), metric_name(refund)) == ("delivered", "refund_delivered")
+    assert outcome_fields(refund)["kind"] == "refund"
+
+
+def test_waiting_is_its_own_metric_so_the_retries_alarm_stays_quiet() -> None:
+    waiting = RecordResult("m-1", Outcome.WAITING, wait_seconds=600)
+    assert metric_name(waiting) == "waiting"
+    assert outcome_fields(waiting)["wait_seconds"] == 600
+    assert waiting.outcome.comes_back
+    assert not waiting.outcome.quarantined
 
 
 def test_maybe_received_is_said_only_when_true() -> None:

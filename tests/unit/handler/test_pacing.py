@@ -37,6 +37,15 @@ class TestDelay:
     def test_refersion_s_longer_retry_after_wins(self) -> None:
         assert pacer(RecordingSqsClient()).delay_for(*retry(1, retry_after=200)) == 200
 
+    def test_a_waiting_record_comes_back_once_its_wait_may_be_over(self) -> None:
+        # Given a record waiting 600 s (e.g. for Refersion's confirmation) on its first receive
+        inbound = InboundRecord("m-1", "{}", receipt_handle="rh-1", receive_count=1)
+        waiting = RecordResult("m-1", Outcome.WAITING, wait_seconds=600)
+        # Then it is held until then, not for the first retry's 30 s; a short wait keeps the schedule
+        assert pacer(RecordingSqsClient()).delay_for(inbound, waiting) == 600
+        short = RecordResult("m-1", Outcome.WAITING, wait_seconds=5)
+        assert pacer(RecordingSqsClient()).delay_for(inbound, short) == 30
+
 
 class TestBatching:
     def test_retries_are_paced_ten_per_call_each_with_its_own_delay(self) -> None:
