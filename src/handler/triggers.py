@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
@@ -35,6 +36,8 @@ class InboundRecord:
     receive_count: int = 1
     # Why the record cannot be read at all (it is invalid), when that was found on arrival.
     unreadable: str | None = None
+    # When the record was sent: SQS's SentTimestamp, or the EventBridge event's time (CONTRACT §9's wait).
+    sent_at: datetime | None = None
 
     @classmethod
     def from_sqs(cls, record: SqsRecordModel) -> InboundRecord:
@@ -43,6 +46,7 @@ class InboundRecord:
             raw_body=str(record.body),
             receipt_handle=record.receiptHandle,
             receive_count=int(record.attributes.ApproximateReceiveCount),
+            sent_at=record.attributes.SentTimestamp,
         )
 
     @classmethod
@@ -57,7 +61,19 @@ class InboundRecord:
             summary = {key: value for key, value in event.items() if isinstance(value, str)}
             raw_body = sendable_text(json.dumps(summary, ensure_ascii=False))
             return cls(record_id=record_id, raw_body=raw_body, unreadable=_TOO_DEEP)
-        return cls(record_id=record_id, raw_body=raw_body, payload=event)
+        return cls(record_id=record_id, raw_body=raw_body, payload=event, sent_at=_event_time(event))
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    """The EventBridge event's `time` (RFC 3339, UTC), when it has a readable one."""
+    value = event.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def is_sqs_batch(event: object) -> bool:
