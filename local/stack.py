@@ -8,12 +8,14 @@
 What it holds, each built from template.yaml (local/template.py), never from settings of its own:
 
 * the order events bus (OrderEventsBusName's default) and OrderCompletedRule with the template's
-  EventPattern, targeting OrderQueue (with the target's DeadLetterConfig and RetryPolicy);
+  EventPattern resolved with the stack's parameters (EnableRefunds=true adds the refund and
+  cancellation names), targeting OrderQueue (with the target's DeadLetterConfig and RetryPolicy);
 * OrderQueue and OrderDeadLetterQueue with the template's properties as queue attributes (visibility
   timeout, retention, redrive policy to the DLQ, ...), named as the template names them;
 * the secret holding the Refersion sandbox's key pair (the template takes its ARN as a parameter);
 * IdempotencyTable with the template's key schema, billing mode and TTL;
-* the Refersion sandbox (local/sandbox/) standing in for Refersion's webhook;
+* the Refersion sandbox (local/sandbox/) standing in for Refersion's webhook (RefersionEndpoint) and
+  its REST API (RefersionApiUrl, the sandbox under ``SANDBOX_API_PATH``): nothing reaches Refersion;
 * the function's environment: the template's Environment.Variables, resolved against the resources
   above, plus what a boto3 client needs to reach moto, plus the overrides below for fast local runs.
 
@@ -50,7 +52,7 @@ from local.stack_process import (
 from local.stack_resources import Cleanups, ResourceBuilder, StackResources
 from local.template import Template, TemplateSettings, load_template
 
-__all__ = ["FAST_OVERRIDES", "LocalStack", "PublishFailed", "StackResources"]
+__all__ = ["FAST_OVERRIDES", "SANDBOX_API_PATH", "LocalStack", "PublishFailed", "StackResources"]
 
 # Overrides of the template's function environment for local runs, and why each is needed.
 FAST_OVERRIDES: Final[Mapping[str, str]] = MappingProxyType(
@@ -66,6 +68,9 @@ FAST_OVERRIDES: Final[Mapping[str, str]] = MappingProxyType(
         "REFERSION_TIMEOUT_SECONDS": "2",
     }
 )
+# REFERSION_API_URL of a local run: the sandbox under the path of Refersion's own API base URL
+# (https://api.refersion.com/v2), so a refund's cancel goes to {sandbox}/v2/conversion/cancel.
+SANDBOX_API_PATH: Final = "/v2"
 _EVENT_SOURCE: Final = str(load_event("eventbridge-order.json")["source"])
 _PUT_EVENTS_LIMIT: Final = 10
 
@@ -93,15 +98,16 @@ class LocalStack:
     ) -> None:
         """``overrides``: function environment variables to change (None removes one), applied after
         FAST_OVERRIDES (unless ``fast=False``). ``parameters``: template parameter values (defaults
-        otherwise; RefersionEndpoint and RefersionSecretArn are always the local ones)."""
+        otherwise; RefersionEndpoint and RefersionSecretArn are always the local ones), e.g.
+        ``{"EnableRefunds": "true"}`` for the refund rule and REFUNDS_ENABLED=true."""
         self.template = template or load_template()
-        self.settings: TemplateSettings = self.template.settings()
+        self._parameters = dict(parameters or {})
+        self.settings: TemplateSettings = self.template.settings(self._parameters)
         # moto keeps its resources in process-wide backends, shared by every moto server of the process:
         # a name of its own keeps this stack's queues and rule apart from any other's.
         self.stack_name = stack_name or f"refersion-relay-local-{uuid.uuid4().hex[:6]}"
         self._public_key, self._secret_key = public_key, secret_key
         self._overrides: dict[str, str | None] = {**(FAST_OVERRIDES if fast else {}), **(overrides or {})}
-        self._parameters = dict(parameters or {})
         self.aws = LocalAws()
         self.sandbox = RefersionSandbox(public_key, secret_key)
         self._resources: StackResources | None = None
@@ -134,7 +140,11 @@ class LocalStack:
             builder = ResourceBuilder(self.template, self.aws, self.stack_name, self._cleanups)
             self._resources = builder.create(dict(self._parameters), (self._public_key, self._secret_key))
             self._environment = builder.function_environment(
-                self._resources, self._parameters, self.sandbox.url, self._overrides
+                self._resources,
+                self._parameters,
+                self.sandbox.url,
+                self._overrides,
+                api_url=self.sandbox.base_url + SANDBOX_API_PATH,
             )
             apply_environment(self._environment, self._overrides)
         except BaseException:

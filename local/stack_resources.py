@@ -200,15 +200,19 @@ class ResourceBuilder:
         parameters: Mapping[str, str],
         endpoint: str,
         overrides: Mapping[str, str | None],
+        api_url: str | None = None,
     ) -> dict[str, str]:
-        """The template's Environment.Variables resolved against the resources, what a boto3 client
-        needs to reach moto, and the overrides (None removes a variable)."""
+        """The template's Environment.Variables resolved against the resources and ``parameters`` (so
+        EnableRefunds=true gives REFUNDS_ENABLED=true), what a boto3 client needs to reach moto, and the
+        overrides (None removes a variable). ``endpoint`` and ``api_url`` stand for RefersionEndpoint and
+        RefersionApiUrl: a local run never reaches Refersion itself."""
         scope = self.scope(
             parameters={
                 **parameters,
                 BUS_PARAMETER: resources.bus_name,
                 "RefersionSecretArn": resources.secret_arn,
                 "RefersionEndpoint": endpoint,
+                **({"RefersionApiUrl": api_url} if api_url is not None else {}),
             },
             refs={
                 QUEUE: resources.queue_url,

@@ -286,8 +286,9 @@ class Template:
                 attributes[name] = json.dumps(value) if isinstance(value, dict) else _scalar_text(value)
         return attributes
 
-    def settings(self) -> TemplateSettings:
-        return _settings_of(self)
+    def settings(self, parameters: Mapping[str, str] | None = None) -> TemplateSettings:
+        """The settings with these parameter values (the others take their defaults)."""
+        return _settings_of(self, dict(parameters or {}))
 
 
 def _scalar_text(value: Any) -> str:
@@ -304,8 +305,8 @@ def _scalar_text(value: Any) -> str:
 class TemplateSettings:
     """The deployed settings the local topology must share with template.yaml, read from it only."""
 
-    bus_name: str  # OrderEventsBusName's default
-    rule_event_pattern: Mapping[str, Any]
+    bus_name: str  # OrderEventsBusName (its default unless given)
+    rule_event_pattern: Mapping[str, Any]  # resolved: EnableRefunds adds the refund names
     rule_state: str
     queue_visibility_timeout: int
     queue_message_retention: int
@@ -322,8 +323,8 @@ class TemplateSettings:
     environment_references: Mapping[str, str]  # variable -> the logical id or parameter it refers to
 
 
-def _settings_of(template: Template) -> TemplateSettings:
-    scope = Scope()
+def _settings_of(template: Template, parameters: Mapping[str, str]) -> TemplateSettings:
+    scope = Scope(parameters=parameters)
     queue = template.properties(QUEUE)
     dlq = template.properties(DEAD_LETTER_QUEUE)
     rule = template.properties(RULE)
@@ -340,7 +341,7 @@ def _settings_of(template: Template) -> TemplateSettings:
         except Unresolved:
             references[name] = _referenced(value)
     return TemplateSettings(
-        bus_name=_required_default(template, BUS_PARAMETER),
+        bus_name=parameters.get(BUS_PARAMETER) or _required_default(template, BUS_PARAMETER),
         rule_event_pattern=_frozen(template.resolve(rule["EventPattern"], scope)),
         rule_state=str(rule.get("State", "ENABLED")),
         queue_visibility_timeout=int(template.resolve(queue.get("VisibilityTimeout", 30), scope)),

@@ -3,13 +3,20 @@
 A record starts only while the invocation has its whole budget left, so that nothing is lost to a
 Lambda timeout. The budget is the worst case of everything one record does, in sequence:
 
-    budget = 2 x REFERSION_TIMEOUT_SECONDS          a post, and the post again after a 401/403 key refresh
-           + 6 x AWS_CALL_SECONDS (2 s)             5 AWS calls of the record (2 Secrets Manager: read and
-                                                    refresh; 2 DynamoDB: in-progress and done/forget;
-                                                    1 SQS: quarantine) + 1 SQS call that paces the
+    budget = 2 x REFERSION_TIMEOUT_SECONDS          a post (an order's, or a refund's one cancel call), and
+                                                    the post again after a 401/403 key refresh
+           + 9 x AWS_CALL_SECONDS (2 s)             8 AWS calls of the record (2 Secrets Manager: read and
+                                                    refresh; 2 DynamoDB Powertools idempotency: in-progress
+                                                    and done/forget; 3 DynamoDB order state (SPEC §11): a
+                                                    read, the write before the post and the write after
+                                                    it; 1 SQS: quarantine) + 1 SQS call that paces the
                                                     batch's retries once the records are done
            + SLACK_SECONDS (2 s)                    mapping, logging, thread hand-offs
-           = 2 x REFERSION_TIMEOUT_SECONDS + 14 s   (34 s with the template's 10 s)
+           = 2 x REFERSION_TIMEOUT_SECONDS + 20 s   (40 s with the template's 10 s)
+
+An order and a refund (SPEC §9) are bounded alike: one post, the same secret reads and quarantine, and
+at most the 2 idempotency and 3 order-state calls above. A record that needs more must raise
+AWS_CALLS_PER_RECORD (template.yaml's FunctionTimeout MinValue follows, tests/unit/test_template.py).
 
 An AWS call is bounded by botocore's settings (handler.wiring): one attempt, connect <= 1 s, each
 read <= 1 s. No SDK retries: a failed call makes the record's outcome retry (or, after a delivery,
@@ -29,7 +36,7 @@ AWS_CONNECT_TIMEOUT_SECONDS = 1
 AWS_READ_TIMEOUT_SECONDS = 1
 AWS_MAX_ATTEMPTS = 1
 AWS_CALL_SECONDS = AWS_MAX_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS)
-AWS_CALLS_PER_RECORD = 5
+AWS_CALLS_PER_RECORD = 8
 AWS_CALLS_AFTER_THE_RECORDS = 1
 POSTS_PER_RECORD = 2
 SLACK_SECONDS = 2.0
@@ -63,7 +70,7 @@ def budget_fits_invocation(remaining_ms: float, budget_seconds: float) -> bool:
             "record_budget_seconds": budget_seconds,
             "fix": "raise the function timeout (template parameter FunctionTimeout) to at least "
             f"{math.ceil(budget_seconds + STARTUP_MARGIN_SECONDS)} s, or lower "
-            "REFERSION_TIMEOUT_SECONDS (budget = 2 x REFERSION_TIMEOUT_SECONDS + 14 s)",
+            "REFERSION_TIMEOUT_SECONDS (budget = 2 x REFERSION_TIMEOUT_SECONDS + 20 s)",
         },
     )
     return False

@@ -16,12 +16,23 @@ from typing import Any
 import pytest
 
 from local.cfn_yaml import load_cfn_file
+from local.template import Scope, Template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 
 ORDER_NAMES = ["Order Completed", "order_completed"]
+# SPEC section 9: the names a refund or cancellation arrives under (any case, spaces or underscores).
+REFUND_NAMES = [
+    "Order Refunded",
+    "order_refunded",
+    "Order Cancelled",
+    "order_cancelled",
+    "Order Canceled",
+    "order_canceled",
+]
+REFUNDS = {"off": {"EnableRefunds": "false"}, "on": {"EnableRefunds": "true"}}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -53,6 +64,11 @@ def arn_of(logical_id: str) -> dict[str, list[str]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def resolved(template: dict[str, Any], value: Any, **parameters: str) -> Any:
+    """The value as CloudFormation would deploy it with these parameters (local/template.py's resolver)."""
+    return Template(template, TEMPLATE).resolve(value, Scope(parameters=parameters))
 
 
 def role_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,11 +128,47 @@ def test_the_function_reads_its_settings_from_the_stack_parameters(template: dic
         "SECRET_CACHE_SECONDS": "300",
         "RETRY_BASE_DELAY_SECONDS": "30",
         "RETRY_MAX_DELAY_SECONDS": "3600",
+        "REFUND_WAIT_MINUTES": "60",
+        "ORDER_RECORD_DAYS": "400",
         "POWERTOOLS_SERVICE_NAME": "refersion-relay",
         "POWERTOOLS_METRICS_NAMESPACE": "RefersionRelay",
     }
     # SQS caps a message's visibility timeout at 12 hours.
     assert int(env["RETRY_MAX_DELAY_SECONDS"]) <= 43200
+
+
+@pytest.mark.parametrize("refunds", sorted(REFUNDS))
+def test_the_function_is_told_whether_refunds_are_on_and_where_to_cancel(
+    template: dict[str, Any], refunds: str
+) -> None:
+    # Given the function's environment as deployed with EnableRefunds off or on
+    variables = props(template["Resources"], "RelayFunction")["Environment"]["Variables"]
+    refund_variables = ["REFUNDS_ENABLED", "REFERSION_API_URL", "REFUND_WAIT_MINUTES", "ORDER_RECORD_DAYS"]
+    env = {name: resolved(template, variables[name], **REFUNDS[refunds]) for name in refund_variables}
+    # Then REFUNDS_ENABLED follows the parameter, and the rest is the same either way (the order state is
+    # kept with refunds off too, so that turning them on later works for orders delivered before)
+    assert env == {
+        "REFUNDS_ENABLED": "true" if refunds == "on" else "false",
+        "REFERSION_API_URL": "https://api.refersion.com/v2",
+        "REFUND_WAIT_MINUTES": "60",
+        "ORDER_RECORD_DAYS": "400",
+    }
+    assert variables["REFERSION_API_URL"] == ref("RefersionApiUrl")
+
+
+def test_the_refersion_api_url_must_be_https_like_the_endpoint(template: dict[str, Any]) -> None:
+    api, endpoint = template["Parameters"]["RefersionApiUrl"], template["Parameters"]["RefersionEndpoint"]
+    assert api["AllowedPattern"] == endpoint["AllowedPattern"]
+    assert allowed(api, api["Default"])
+    assert allowed(api, "https://api.sandbox.refersion.com/v2")
+    for refused in [
+        "http://api.refersion.com/v2",
+        "api.refersion.com/v2",
+        "",
+        "https://",
+        "https://api refersion.com",
+    ]:
+        assert not allowed(api, refused), refused
 
 
 def test_the_queue_feeds_batches_of_ten_with_partial_batch_responses(template: dict[str, Any]) -> None:
@@ -147,34 +199,131 @@ def test_log_group_has_retention_and_is_used(template: dict[str, Any]) -> None:
     assert props(resources, "RelayFunction")["LoggingConfig"]["LogGroup"] == ref("RelayFunctionLogGroup")
 
 
-def test_snapstart_is_optional_and_republishes(template: dict[str, Any]) -> None:
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:refersion/keys-AbC123"
+# Another value for each parameter the function's configuration reads (a new secret of the same name
+# gets a new 6-character suffix).
+OTHER_VALUES = {
+    "FunctionMemorySize": "1024",
+    "FunctionTimeout": "50",
+    "LogLevel": "DEBUG",
+    "EnableSnapStart": "true",
+    "EnableRefunds": "true",
+    "RefersionEndpoint": "https://webhooks.example.com/paid",
+    "RefersionApiUrl": "https://api.example.com/v2",
+    "RefersionSecretArn": SECRET_ARN.replace("-AbC123", "-XyZ789"),
+}
+
+
+def allowed(parameter: dict[str, Any], value: str) -> bool:
+    """Whether CloudFormation would accept the value for the parameter (the constraints the template uses)."""
+    if "AllowedValues" in parameter and value not in [str(v) for v in parameter["AllowedValues"]]:
+        return False
+    if parameter["Type"] == "Number":
+        return bool(
+            parameter.get("MinValue", float("-inf"))
+            <= float(value)
+            <= parameter.get("MaxValue", float("inf"))
+        )
+    if "AllowedPattern" in parameter and not re.fullmatch(parameter["AllowedPattern"], value):
+        return False
+    return len(value) <= parameter.get("MaxLength", len(value))
+
+
+def parameters_read_by_the_function(template: dict[str, Any]) -> set[str]:
+    """Parameters the function's configuration refers to, directly or through a condition of an Fn::If."""
+    p = template["Resources"]["RelayFunction"]["Properties"]
+    config = json.dumps(
+        {k: v for k, v in p.items() if k not in {"Events", "EventInvokeConfig", "VersionDescription"}}
+    )
+    used = set(re.findall(r'\{"Ref": "([A-Za-z0-9]+)"\}', config))
+    conditions = set(re.findall(r'\{"Fn::If": \["([A-Za-z0-9]+)"', config))
+    while conditions:
+        condition = json.dumps(template["Conditions"][conditions.pop()])
+        used |= set(re.findall(r'\{"Ref": "([A-Za-z0-9]+)"\}', condition))
+        conditions |= set(re.findall(r'\{"Condition": "([A-Za-z0-9]+)"\}', condition))
+    return used & set(template["Parameters"])
+
+
+def version_description(template: dict[str, Any], **parameters: str) -> str:
+    p = template["Resources"]["RelayFunction"]["Properties"]
+    return str(
+        resolved(template, p["VersionDescription"], **{"RefersionSecretArn": SECRET_ARN, **parameters})
+    )
+
+
+def test_snapstart_is_optional(template: dict[str, Any]) -> None:
     p = template["Resources"]["RelayFunction"]["Properties"]
     assert template["Parameters"]["EnableSnapStart"]["Default"] == "false"
     assert template["Conditions"]["SnapStartEnabled"] == {"Fn::Equals": [ref("EnableSnapStart"), "true"]}
     assert p["SnapStart"] == {"ApplyOn": {"Fn::If": ["SnapStartEnabled", "PublishedVersions", "None"]}}
     assert p["AutoPublishAlias"] == "live"
-    # SAM does not resolve parameters when it decides whether to publish a version: every parameter
-    # the function's configuration reads must appear in VersionDescription (see the template).
-    config = {k: v for k, v in p.items() if k not in {"Events", "EventInvokeConfig", "VersionDescription"}}
-    used = set(re.findall(r'\{"Ref": "([A-Za-z0-9]+)"\}', json.dumps(config)))
-    used &= set(template["Parameters"])
-    used |= {"EnableSnapStart"}
-    described = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", p["VersionDescription"]["Fn::Sub"]))
-    assert used <= described
 
 
-def test_version_description_fits_in_256_characters(template: dict[str, Any]) -> None:
-    text = template["Resources"]["RelayFunction"]["Properties"]["VersionDescription"]["Fn::Sub"]
+def test_a_change_of_any_parameter_the_function_reads_publishes_a_new_version(
+    template: dict[str, Any],
+) -> None:
+    # SAM does not resolve parameters when it decides whether to publish a version: the template makes
+    # VersionDescription change with every parameter the function's configuration reads.
+    # Given the parameters the configuration reads, directly or through a condition
+    used = parameters_read_by_the_function(template)
+    assert {"EnableSnapStart", "EnableRefunds", "RefersionApiUrl", "RefersionSecretArn"} <= used
+    assert used <= set(OTHER_VALUES), "give the new parameter another value in OTHER_VALUES"
+    before = version_description(template)
+    for name in sorted(used):
+        assert allowed(template["Parameters"][name], OTHER_VALUES[name]), name
+        # When only that parameter changes
+        after = version_description(template, **{name: OTHER_VALUES[name]})
+        # Then the version's description changes, and with it the published version
+        assert after != before, name
 
-    def longest(match: re.Match[str]) -> str:
-        parameter = template["Parameters"][match.group(1)]
-        if "AllowedValues" in parameter:
-            return "x" * max(len(str(v)) for v in parameter["AllowedValues"])
-        if parameter["Type"] == "Number":
-            return "x" * len(str(parameter["MaxValue"]))
-        return "x" * parameter["MaxLength"]
 
-    assert len(re.sub(r"\$\{([A-Za-z0-9]+)\}", longest, text)) <= 256
+def longest_allowed(name: str, parameter: dict[str, Any]) -> str:
+    """The longest value the parameter admits, of the kind that makes VersionDescription longest."""
+    if "AllowedValues" in parameter:
+        return max((str(v) for v in parameter["AllowedValues"]), key=len)
+    if parameter["Type"] == "Number":
+        return str(parameter["MaxValue"])
+    if name == "RefersionSecretArn":
+        # The description holds what follows "secret:": longest when the rest of the ARN is shortest.
+        head, suffix = "arn:aws:secretsmanager:a:123456789012:secret:", "-AbC123"
+        return head + "n" * (parameter["MaxLength"] - len(head) - len(suffix)) + suffix
+    assert parameter["AllowedPattern"] == "^https://[^\\s]+$", name
+    return "https://" + "x" * (parameter["MaxLength"] - len("https://"))
+
+
+def test_version_description_fits_in_256_characters_whatever_the_parameters(template: dict[str, Any]) -> None:
+    # Given the longest value each parameter the description holds admits
+    text = json.dumps(template["Resources"]["RelayFunction"]["Properties"]["VersionDescription"])
+    described = {name for name in re.findall(r"[A-Za-z0-9]+", text) if name in template["Parameters"]}
+    longest = {name: longest_allowed(name, template["Parameters"][name]) for name in described}
+    for name, value in longest.items():
+        assert allowed(template["Parameters"][name], value), name
+    # When the description is resolved with them
+    description = version_description(template, **longest)
+    # Then Lambda's 256-character limit holds (and is nearly used: the maxima were chosen for it)
+    assert 240 <= len(description) <= 256, description
+
+
+def test_make_template_lints_a_copy_that_differs_only_in_the_enable_refunds_default(
+    template: dict[str, Any], tmp_path: Path
+) -> None:
+    from local.template_variant import main
+
+    # When make template writes its EnableRefunds=true copy
+    copy_path = tmp_path / "template-refunds.json"
+    assert main(["--default", "EnableRefunds=true", "--output", str(copy_path)]) == 0
+    variant = json.loads(copy_path.read_text())
+    # Then the copy is the template but for that one default, so its rule as linted forwards refunds
+    expected = json.loads(json.dumps(template))
+    assert expected["Parameters"]["EnableRefunds"]["Default"] == "false"
+    expected["Parameters"]["EnableRefunds"]["Default"] = "true"
+    assert variant == expected
+    assert forwarded(
+        resolved(variant, props(variant["Resources"], "OrderCompletedRule")["EventPattern"]), "Order Refunded"
+    )
+    # ... and a value the parameter does not allow is refused rather than linted
+    with pytest.raises(ValueError, match="EnableRefunds"):
+        main(["--default", "EnableRefunds=yes", "--output", str(copy_path)])
 
 
 # ----------------------------------------------------------------------------- queues
@@ -251,26 +400,72 @@ def _matches(pattern: Any, event: Any) -> bool:
     return False
 
 
-def test_rule_forwards_only_order_completed(template: dict[str, Any]) -> None:
+def envelope(detail: dict[str, Any]) -> dict[str, Any]:
+    return {"source": "datafly.signal", "detail-type": str(detail.get("event")), "detail": detail}
+
+
+def forwarded(pattern: Any, name: str) -> bool:
+    return _matches(pattern, envelope({"type": "track", "event": name}))
+
+
+def in_every_spelling(names: list[str]) -> list[str]:
+    """Each name in any letter case, with spaces or underscores (SPEC sections 2 and 9)."""
+    spellings: list[str] = []
+    for name in names:
+        spaced = name.replace("_", " ")
+        for text in (spaced, spaced.replace(" ", "_")):
+            spellings += [text, text.upper(), text.lower(), text.title()]
+    return spellings
+
+
+NEVER_FORWARDED = [
+    "Product Viewed",
+    "Order Completed ",
+    "OrderCompleted",
+    "Checkout Completed",
+    "Order Refund",
+    "OrderRefunded",
+    "Order Refunded ",
+    "Refund Processed",
+    "Order Updated",
+    "Order Returned",
+    "Order Cancel",
+]
+
+
+def test_the_rule_listens_on_the_order_events_bus_and_refunds_are_off_by_default(
+    template: dict[str, Any],
+) -> None:
     rule = props(template["Resources"], "OrderCompletedRule")
     assert rule["EventBusName"] == ref("OrderEventsBusName")
     assert template["Parameters"]["OrderEventsBusName"]["Default"] == "order-events"
-    pattern = rule["EventPattern"]
+    assert template["Parameters"]["EnableRefunds"]["Default"] == "false"
+    assert template["Parameters"]["EnableRefunds"]["AllowedValues"] == ["false", "true"]
+    assert template["Conditions"]["RefundsEnabled"] == {"Fn::Equals": [ref("EnableRefunds"), "true"]}
+    # Unset, EnableRefunds deploys the rule exactly as "false" does
+    assert resolved(template, rule["EventPattern"]) == resolved(
+        template, rule["EventPattern"], **REFUNDS["off"]
+    )
+
+
+@pytest.mark.parametrize("refunds", sorted(REFUNDS))
+def test_the_rule_forwards_order_completed_and_refunds_only_when_they_are_on(
+    template: dict[str, Any], refunds: str
+) -> None:
+    # Given the rule as deployed with EnableRefunds off or on
+    pattern = resolved(
+        template, props(template["Resources"], "OrderCompletedRule")["EventPattern"], **REFUNDS[refunds]
+    )
     assert set(pattern) == {"detail"}
-
-    def envelope(detail: dict[str, Any]) -> dict[str, Any]:
-        return {"source": "datafly.signal", "detail-type": "Order Completed", "detail": detail}
-
-    for name in [*ORDER_NAMES, "ORDER COMPLETED", "order completed", "Order_Completed", "ORDER_COMPLETED"]:
-        assert _matches(pattern, envelope({"type": "track", "event": name})), name
-    for name in [
-        "Order Refunded",
-        "Product Viewed",
-        "Order Completed ",
-        "OrderCompleted",
-        "Checkout Completed",
-    ]:
-        assert not _matches(pattern, envelope({"type": "track", "event": name})), name
+    # Then Order Completed is forwarded either way, in any spelling
+    for name in in_every_spelling(ORDER_NAMES):
+        assert forwarded(pattern, name), name
+    # ... refunds and cancellations only when refunds are on
+    for name in in_every_spelling(REFUND_NAMES):
+        assert forwarded(pattern, name) == (refunds == "on"), name
+    # ... and nothing else, nor a page call named like an order
+    for name in NEVER_FORWARDED:
+        assert not forwarded(pattern, name), name
     assert not _matches(pattern, envelope({"type": "page", "name": "Order Completed"}))
 
 
@@ -407,24 +602,34 @@ def test_alarm_topic_is_optional_and_encrypted(template: dict[str, Any]) -> None
     assert props(resources, "AlarmEmailSubscription")["Protocol"] == "email"
 
 
+OUTCOME_METRICS = {"delivered", "retry", "waiting", "rejected", "invalid", "dropped", "skipped", "duplicate"}
+# SPEC section 9: refunds are counted under names of their own; Refersion's "no conversion" apart.
+REFUND_METRICS = {
+    "refund_delivered",
+    "refund_retry",
+    "refund_waiting",
+    "refund_skipped",
+    "refund_skipped_no_conversion",
+    "refund_invalid",
+    "refund_rejected",
+    "refund_duplicate",
+}
+
+
+def dashboard_widgets(template: dict[str, Any]) -> list[dict[str, Any]]:
+    body_template = props(template["Resources"], "Dashboard")["DashboardBody"]["Fn::Sub"]
+    widgets: list[dict[str, Any]] = json.loads(re.sub(r"\$\{[A-Za-z0-9:.]+\}", "1", body_template))["widgets"]
+    return widgets
+
+
 def test_dashboard_shows_the_outcome_metrics(template: dict[str, Any]) -> None:
     env = template["Resources"]["RelayFunction"]["Properties"]["Environment"]["Variables"]
-    body_template = props(template["Resources"], "Dashboard")["DashboardBody"]["Fn::Sub"]
-    body = json.loads(re.sub(r"\$\{[A-Za-z0-9:.]+\}", "1", body_template))
-    metrics = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    widgets = dashboard_widgets(template)
+    metrics = [m for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"]]
     relay = [m for m in metrics if m[0] == env["POWERTOOLS_METRICS_NAMESPACE"]]
     assert {tuple(m[2:4]) for m in relay} == {("service", env["POWERTOOLS_SERVICE_NAME"])}
     names = {m[1] for m in relay}
-    assert names == {
-        "delivered",
-        "retry",
-        "rejected",
-        "invalid",
-        "dropped",
-        "skipped",
-        "duplicate",
-        "delivery_latency",
-    }
+    assert names == OUTCOME_METRICS | REFUND_METRICS | {"delivery_latency"}
     latency_stats = {m[4]["stat"] for m in relay if m[1] == "delivery_latency"}
     assert latency_stats == {"p50", "p99"}
     aws_metrics = {(m[0], m[1]) for m in metrics if m[0].startswith("AWS/")}
@@ -435,6 +640,24 @@ def test_dashboard_shows_the_outcome_metrics(template: dict[str, Any]) -> None:
         ("AWS/Lambda", "Throttles"),
         ("AWS/Lambda", "Duration"),
     } <= aws_metrics
+
+
+def test_refunds_have_a_widget_of_their_own_whether_they_are_on_or_not(template: dict[str, Any]) -> None:
+    # Given the dashboard's widgets (the dashboard has no Condition: it is the same with refunds off)
+    assert "Condition" not in template["Resources"]["Dashboard"]
+    by_title = {w["properties"]["title"]: w for w in dashboard_widgets(template) if w["type"] == "metric"}
+    # Then one widget shows every refund metric and nothing else, and the outcomes widget none of them
+    [refunds] = [w for title, w in by_title.items() if title.startswith("Refunds")]
+    assert {m[1] for m in refunds["properties"]["metrics"]} == REFUND_METRICS
+    outcomes = by_title["Outcomes per 5 minutes"]
+    assert {m[1] for m in outcomes["properties"]["metrics"]} == OUTCOME_METRICS
+
+
+def test_no_alarm_fires_on_a_normal_wait(resources: dict[str, Any]) -> None:
+    # Waiting is reported for redelivery like a retry, but must not page anyone (SPEC section 9)
+    watched = {props(resources, a)["MetricName"] for a in ALARMS}
+    assert watched.isdisjoint({"waiting", "refund_waiting", "refund_skipped_no_conversion"})
+    assert "retry" in watched
 
 
 def test_the_stack_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:
