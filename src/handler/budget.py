@@ -44,10 +44,14 @@ STARTUP_MARGIN_SECONDS = 5
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 
 
+# Everything of the budget but the posts: the AWS calls and the slack (20 s).
+FIXED_SECONDS = (AWS_CALLS_PER_RECORD + AWS_CALLS_AFTER_THE_RECORDS) * AWS_CALL_SECONDS + SLACK_SECONDS
+FORMULA = f"{POSTS_PER_RECORD} x REFERSION_TIMEOUT_SECONDS + {FIXED_SECONDS:g} s"
+
+
 def record_budget_seconds(refersion_timeout_seconds: float) -> float:
     """The longest one record can take (the sum in the module docstring)."""
-    aws_calls = AWS_CALLS_PER_RECORD + AWS_CALLS_AFTER_THE_RECORDS
-    return POSTS_PER_RECORD * refersion_timeout_seconds + aws_calls * AWS_CALL_SECONDS + SLACK_SECONDS
+    return POSTS_PER_RECORD * refersion_timeout_seconds + FIXED_SECONDS
 
 
 def minimum_function_timeout_seconds(refersion_timeout_seconds: float) -> int:
@@ -70,7 +74,7 @@ def budget_fits_invocation(remaining_ms: float, budget_seconds: float) -> bool:
             "record_budget_seconds": budget_seconds,
             "fix": "raise the function timeout (template parameter FunctionTimeout) to at least "
             f"{math.ceil(budget_seconds + STARTUP_MARGIN_SECONDS)} s, or lower "
-            "REFERSION_TIMEOUT_SECONDS (budget = 2 x REFERSION_TIMEOUT_SECONDS + 20 s)",
+            f"REFERSION_TIMEOUT_SECONDS (budget = {FORMULA})",
         },
     )
     return False

@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
 
-from handler.budget import LAMBDA_MAX_TIMEOUT_SECONDS, minimum_function_timeout_seconds, record_budget_seconds
+from handler.budget import (
+    FORMULA,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    minimum_function_timeout_seconds,
+    record_budget_seconds,
+)
 
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
 DEFAULT_API_URL = "https://api.refersion.com/v2"
@@ -125,7 +130,7 @@ class Settings(BaseModel):
         needed = minimum_function_timeout_seconds(value)
         if needed > LAMBDA_MAX_TIMEOUT_SECONDS:
             raise ValueError(
-                f"one record may take 2 x {value:g} s + 14 s (handler.budget), so the function timeout would"
+                f"one record may take {FORMULA} (handler.budget), so the function timeout would"
                 f" have to be {needed} s, over Lambda's {LAMBDA_MAX_TIMEOUT_SECONDS} s maximum"
             )
         return value
