@@ -337,7 +337,13 @@ def view_of(state: OrderState) -> OrderView:
     )
 
 
-def build_refund_relay(settings: Settings, keys: KeyPairSource, states: OrderStates) -> RefundRelay:
+def build_refund_relay(
+    settings: Settings,
+    keys: KeyPairSource,
+    states: OrderStates,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> RefundRelay:
     """The refund path: a second pooled client for the cancel URL, the same key pair and refresh rule."""
     client = RefersionClient(cancel_url(settings.api_url), settings.timeout_seconds, settings.max_concurrency)
     return RefundRelay(
@@ -345,6 +351,7 @@ def build_refund_relay(settings: Settings, keys: KeyPairSource, states: OrderSta
         states,
         wait=timedelta(minutes=settings.refund_wait_minutes),
         in_flight_seconds=settings.record_budget_seconds,
+        clock=clock,
         on_close=client.close,
     )
 
