@@ -25,6 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--public-key", default="pub_test")
     parser.add_argument("--secret-key", default="sec_test")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument(
+        "--processing-delay",
+        type=float,
+        default=0.0,
+        help="seconds after a paid order is accepted during which a cancel of it gets 422 (default 0)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     parser.add_argument("--tls-key", help="PEM private key (when not inside --tls-cert)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
@@ -45,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         ssl_context=context,
         latency=args.latency,
+        processing_delay=args.processing_delay,
     )
     stopping = threading.Event()
 
@@ -54,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     with sandbox:
         print(f"Refersion sandbox listening on {sandbox.url}", flush=True)
+        print(f"REST API (conversion/cancel) under {sandbox.api_url}", flush=True)
         if is_loopback(args.host):
             print(f"control endpoints under {sandbox.base_url}{CONTROL_PREFIX}", flush=True)
         else:

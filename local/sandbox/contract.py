@@ -1,4 +1,5 @@
-"""Refersion's documented contract for ``POST /tracker/orders/paid`` (SPEC §5): key pair, then body.
+"""Refersion's documented contract for ``POST /tracker/orders/paid`` (SPEC §5): key pair, then body;
+and for ``POST /v2/conversion/cancel`` (SPEC §9): key pair, then body (``check_cancel``).
 
 401 for a missing or wrong key pair, 400 naming the field for a missing ``cart_id``/``order_id``/
 ``currency_code`` or a malformed ``items`` entry, otherwise 200. Pure functions: no sockets, no state.
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
@@ -16,7 +18,7 @@ from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Final
 
-from local.sandbox.values import PATH
+from local.sandbox.values import CANCEL_PATH, PATH
 
 _UNAUTHORIZED: Final = {"error": "Unauthorized: invalid key pair"}
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
@@ -219,8 +221,10 @@ def evaluate(
     return Outcome(200, {"status": "ok", "order_id": str(doc["order_id"])})
 
 
-def default_payload(status: int, order_id: str | None) -> dict[str, Any]:
+def default_payload(status: int, order_id: str | None, route: str = PATH) -> dict[str, Any]:
     """The JSON body Refersion would send with ``status`` (for scripted statuses without a body)."""
+    if route == CANCEL_PATH:
+        return _default_cancel_payload(status, order_id)
     if 200 <= status < 300:
         return {"status": "ok", "order_id": order_id}
     if status in (401, 403):
@@ -234,3 +238,96 @@ def default_payload(status: int, order_id: str | None) -> dict[str, Any]:
 
 def dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- POST /v2/conversion/cancel
+
+MAX_CANCEL_ITEMS: Final = 50
+INVALID_CREDENTIALS: Final = {"error": "Invalid API credentials (error 2)."}
+INVALID_ORDER_ID: Final = {"errors": ["Invalid order ID (error 5)"]}
+TOO_MANY_ITEMS: Final = {"errors": [f"Too many items: at most {MAX_CANCEL_ITEMS} per call"]}
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """A well-formed cancel: the order and the (sku, unit price, quantity) lines to take back."""
+
+    order_id: str
+    items: tuple[tuple[str, Decimal, int], ...]
+
+
+def conversion_id_of(order_id: str | None) -> str:
+    """The sandbox's conversion id for an order: stable, so tests can expect it."""
+    digest = hashlib.sha256((order_id or "").encode("utf-8", "surrogatepass")).hexdigest()
+    return f"conv_{digest[:12]}"
+
+
+def _cancel_problem(message: str) -> Outcome:
+    return Outcome(400, {"errors": [message]})
+
+
+def _cancel_item_problem(item: Any, where: str) -> str | None:
+    if not isinstance(item, dict):
+        return f"{where} must be an object"
+    if not isinstance(item.get("sku"), str) or not item["sku"].strip():
+        return f"{where}.sku must be a non-empty string"
+    if not _is_number(item.get("price")):
+        return f"{where}.price {_PLAIN_NUMBER}"
+    if not _is_positive_int(item.get("quantity")):
+        return f"{where}.quantity must be a positive integer"
+    return None
+
+
+def _cancel_items(items: Any) -> tuple[tuple[str, Decimal, int], ...] | Outcome:
+    if not isinstance(items, list) or not items:
+        return _cancel_problem("items must be a non-empty list")
+    for index, item in enumerate(items):
+        problem = _cancel_item_problem(item, f"items[{index}]")
+        if problem is not None:
+            return _cancel_problem(problem)
+    if len(items) > MAX_CANCEL_ITEMS:
+        return Outcome(429, TOO_MANY_ITEMS)
+    return tuple((item["sku"], Decimal(str(item["price"])), int(item["quantity"])) for item in items)
+
+
+def _cancel_body(body: bytes) -> Outcome | CancelRequest:
+    try:
+        doc = _parse_json(body)
+    except ValueError:
+        return _cancel_problem("request body is not valid JSON")
+    if not isinstance(doc, dict):
+        return _cancel_problem("request body must be a JSON object")
+    order_id = doc.get("order_id")
+    if not isinstance(order_id, str) or not order_id.strip():
+        return _cancel_problem("order_id must be a non-empty string")
+    items = _cancel_items(doc.get("items"))
+    return items if isinstance(items, Outcome) else CancelRequest(order_id, items)
+
+
+def check_cancel(
+    method: str, headers: Mapping[str, str], body: bytes, keys: tuple[str, str]
+) -> Outcome | CancelRequest:
+    """Refersion's documented checks of a cancel, in order: method, key pair, body (SPEC §9).
+
+    Whether Refersion has a conversion for the order is the sandbox's state, decided by the caller.
+    """
+    if method != "POST":
+        return Outcome(405, {"error": "Method Not Allowed"}, {"Allow": "POST"})
+    public_ok = _same(headers.get("Refersion-Public-Key"), keys[0])
+    if not (public_ok and _same(headers.get("Refersion-Secret-Key"), keys[1])):
+        return Outcome(401, INVALID_CREDENTIALS)
+    return _cancel_body(body)
+
+
+def _default_cancel_payload(status: int, order_id: str | None) -> dict[str, Any]:
+    if 200 <= status < 300:
+        return {"conversion_id": conversion_id_of(order_id)}
+    if status in (401, 403):
+        return dict(INVALID_CREDENTIALS)
+    if status == 422:
+        return dict(INVALID_ORDER_ID)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = f"HTTP {status}"
+    return {"errors": [phrase]}

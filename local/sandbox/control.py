@@ -35,6 +35,7 @@ def _stats(sandbox: RefersionSandbox, doc: Any) -> Any:
     return {
         "received": len(sandbox.received()),
         "accepted": len(sandbox.accepted()),
+        "cancels": len(sandbox.cancels()),
         "duplicates": sandbox.duplicates(),
         "connections_opened": sandbox.connections_opened(),
         "in_flight": sandbox.in_flight(),
@@ -72,6 +73,17 @@ def _keys(sandbox: RefersionSandbox, doc: Any) -> Any:
     return _OK
 
 
+def _net(sandbox: RefersionSandbox, doc: Any) -> Any:
+    return sandbox.net_quantities()
+
+
+def _processing(sandbox: RefersionSandbox, doc: Any) -> Any:
+    if not isinstance(doc, dict):
+        raise TypeError("expected {seconds}")
+    sandbox.set_processing_delay(float(doc["seconds"]))
+    return _OK
+
+
 def _latency(sandbox: RefersionSandbox, doc: Any) -> Any:
     if not isinstance(doc, dict):
         raise TypeError("expected {seconds}")
@@ -87,6 +99,8 @@ _ACTIONS: Final[Mapping[tuple[str, str], Callable[[RefersionSandbox, Any], Any]]
     ("faults", "POST"): _faults,
     ("keys", "POST"): _keys,
     ("latency", "POST"): _latency,
+    ("net", "GET"): _net,
+    ("processing", "POST"): _processing,
 }
 
 

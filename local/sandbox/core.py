@@ -13,9 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self
 
+from local.sandbox.contract import (
+    INVALID_ORDER_ID,
+    Outcome,
+    check_cancel,
+    conversion_id_of,
+    evaluate,
+)
 from local.sandbox.faults import Plan, fault_plan
 from local.sandbox.server import THREAD_PREFIX, SandboxServer
-from local.sandbox.values import FAULTS, PATH, Received, Reply
+from local.sandbox.values import API_PREFIX, CANCEL_PATH, FAULTS, PATH, Received, Reply
 
 _log = logging.getLogger("local.sandbox")
 
@@ -34,6 +41,7 @@ class RefersionSandbox:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
         latency: float = 0.0,
+        processing_delay: float = 0.0,
     ) -> None:
         self._host = host
         self._port = port
@@ -43,6 +51,9 @@ class RefersionSandbox:
         self._version = 0
         self._keys = (public_key, secret_key)
         self._latency = self._check_seconds(latency)
+        # How long after a paid order is accepted a cancel of it still gets 422 (Refersion processes
+        # orders asynchronously, SPEC §9).
+        self._processing_delay = self._check_seconds(processing_delay)
         self._script: deque[Reply] = deque()
         self._script_for: dict[str, deque[Reply]] = {}
         self._faults: tuple[tuple[str, ...], tuple[float, ...]] | None = None
@@ -133,12 +144,23 @@ class RefersionSandbox:
     def url(self) -> str:
         return self.base_url + PATH
 
+    @property
+    def api_url(self) -> str:
+        """REFERSION_API_URL for the relay: the cancel endpoint is ``{api_url}/conversion/cancel``."""
+        return self.base_url + API_PREFIX
+
     # ---------------------------------------------------------------- behaviour
 
     def set_keys(self, public_key: str, secret_key: str) -> None:
         """Rotate the key pair: from now on the old pair gets 401."""
         with self._lock:
             self._keys = (public_key, secret_key)
+
+    def set_processing_delay(self, seconds: float) -> None:
+        """For this long after a paid order is accepted, a cancel of it is answered 422 Invalid order ID."""
+        seconds = self._check_seconds(seconds)
+        with self._lock:
+            self._processing_delay = seconds
 
     def set_latency(self, seconds: float) -> None:
         """Added before every answer (also errors, scripted replies and drops)."""
@@ -204,9 +226,31 @@ class RefersionSandbox:
             return list(self._received)
 
     def accepted(self) -> list[Received]:
-        """Requests Refersion would have credited (valid, and answered 2xx or dropped after processing)."""
+        """Paid orders Refersion would have credited (valid, and answered 2xx or dropped after processing)."""
         with self._lock:
-            return [r for r in self._received if r.accepted]
+            return [r for r in self._received if r.accepted and r.route == PATH]
+
+    def cancels(self) -> list[Received]:
+        """Cancels Refersion would have applied (valid, for a conversion, answered 2xx or dropped after)."""
+        with self._lock:
+            return [r for r in self._received if r.accepted and r.route == CANCEL_PATH]
+
+    def net_quantities(self) -> dict[str, dict[str, int]]:
+        """order_id -> sku -> quantity credited by accepted paid orders less accepted cancels.
+
+        Each accepted post and each accepted cancel counts (Refersion de-duplicates neither), so a
+        double credit or a cancel applied twice shows here.
+        """
+        net: dict[str, dict[str, int]] = {}
+        for record in self.accepted():
+            for sku, quantity in _lines_of(record):
+                per_sku = net.setdefault(record.order_id or "", {})
+                per_sku[sku] = per_sku.get(sku, 0) + quantity
+        for record in self.cancels():
+            for sku, quantity in _lines_of(record):
+                per_sku = net.setdefault(record.order_id or "", {})
+                per_sku[sku] = per_sku.get(sku, 0) - quantity
+        return net
 
     def accepted_order_ids(self) -> list[str]:
         return [r.order_id or "" for r in self.accepted()]
@@ -277,6 +321,27 @@ class RefersionSandbox:
             record.accepted,
         )
 
+    def _evaluate(
+        self, method: str, route: str, headers: Mapping[str, str], body: bytes, keys: tuple[str, str]
+    ) -> Outcome:
+        """The normal answer: the paid-order contract, or the cancel contract and the conversions known."""
+        if route != CANCEL_PATH:
+            return evaluate(method, route, headers, body, keys)
+        checked = check_cancel(method, headers, body, keys)
+        if isinstance(checked, Outcome):
+            return checked
+        now = time.monotonic()
+        with self._lock:
+            credited = [
+                r.at
+                for r in self._received
+                if r.accepted and r.route == PATH and r.order_id == checked.order_id
+            ]
+            processing = self._processing_delay
+        if not credited or now < min(credited) + processing:
+            return Outcome(422, INVALID_ORDER_ID)
+        return Outcome(200, {"conversion_id": conversion_id_of(checked.order_id)})
+
     def _next_plan(self, order_id: str | None) -> Plan:
         with self._lock:
             queue = self._script_for.get(order_id) if order_id is not None else None
@@ -303,3 +368,12 @@ class RefersionSandbox:
         for reply in replies:
             if not isinstance(reply, Reply):
                 raise TypeError(f"expected Reply, got {type(reply).__name__}")
+
+
+def _lines_of(record: Received) -> list[tuple[str, int]]:
+    """(sku, quantity) of each item of an accepted body (validated on arrival, so well-formed)."""
+    try:
+        doc = record.json()
+    except ValueError:
+        return []
+    return [(str(item["sku"]), int(item["quantity"])) for item in doc.get("items", [])]

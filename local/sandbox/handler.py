@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
-from local.sandbox.contract import Outcome, default_payload, dumps, evaluate, order_id_of
+from local.sandbox.contract import Outcome, default_payload, dumps, order_id_of
 from local.sandbox.control import answer_control
 from local.sandbox.faults import Plan
 from local.sandbox.values import CONTROL_PREFIX, Headers, Received
@@ -25,13 +25,15 @@ _HANDSHAKE_TIMEOUT: Final = 10.0
 _IDLE_TIMEOUT: Final = 120.0
 
 
-def _reply(outcome: Outcome, plan: Plan, status: int, order_id: str | None) -> tuple[bytes, dict[str, str]]:
+def _reply(
+    outcome: Outcome, plan: Plan, status: int, order_id: str | None, route: str
+) -> tuple[bytes, dict[str, str]]:
     """Body and headers answered: the normal ones, or the plan's (with a default body for its status)."""
     if plan.status is None or plan.status == outcome.status:
         payload: Mapping[str, Any] = outcome.payload
         headers = {**outcome.headers, **plan.headers}
     else:
-        payload = default_payload(status, order_id)
+        payload = default_payload(status, order_id, route)
         headers = dict(plan.headers)
     return (plan.body if plan.body is not None else dumps(payload)), headers
 
@@ -180,7 +182,7 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
         record: Received | None = None
         finished = False
         try:
-            outcome = evaluate(self.command, route, headers, body, keys)
+            outcome = sandbox._evaluate(self.command, route, headers, body, keys)
             plan = sandbox._next_plan(order_id)
 
             def received(status: int | None, accepted: bool) -> Received:
@@ -209,7 +211,7 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
             if not answered:
                 self.close_connection = True
                 return
-            reply_body, reply_headers = _reply(outcome, plan, status, order_id)
+            reply_body, reply_headers = _reply(outcome, plan, status, order_id, route)
             # Record before answering, so a client that got its answer can assert on received().
             finished = True
             sandbox._request_finished(record)

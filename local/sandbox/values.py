@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 PATH: Final = "/tracker/orders/paid"
+# Refersion's REST API (SPEC §9): the sandbox serves it under this prefix; ``api_url`` ends with it.
+API_PREFIX: Final = "/v2"
+CANCEL_PATH: Final = API_PREFIX + "/conversion/cancel"
 CONTROL_PREFIX: Final = "/_sandbox/"
 FAULTS: Final = ("ok", "500", "503", "429", "timeout", "drop_before", "drop_after", "slow")
 
@@ -107,3 +111,8 @@ class Received:
 
     def json(self) -> Any:
         return json.loads(self.body, parse_float=Decimal)
+
+    @property
+    def route(self) -> str:
+        """The path without its query: PATH for a paid order, CANCEL_PATH for a cancel."""
+        return urlsplit(self.path).path

@@ -47,6 +47,8 @@ def outcome_fields(result: RecordResult) -> dict[str, Any]:
         fields["started"] = False
     if result.maybe_received:
         fields["maybe_received"] = True
+    if result.extra_metrics:
+        fields["counted_as"] = list(result.extra_metrics)
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -63,5 +65,7 @@ def report_outcome(result: RecordResult) -> None:
     getattr(logger, level)(f"record {result.outcome.value}", extra=outcome_fields(result))
     with _metrics_lock:
         metrics.add_metric(name=metric_name(result), unit=MetricUnit.Count, value=1)
+        for extra in result.extra_metrics:
+            metrics.add_metric(name=extra, unit=MetricUnit.Count, value=1)
         if result.latency_ms is not None:
             metrics.add_metric(name="delivery_latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)

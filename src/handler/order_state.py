@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
+from mapping.order_state import OrderLine
+from mapping.refunds import CancelPlan
+
 DEFAULT_ORDER_RECORD_DAYS = 400
 
 # Key prefixes. Powertools' own records start with "refersion-order#" (idempotency.KEY_PREFIX); none of
@@ -93,26 +96,6 @@ class Delivered:
 
 
 @dataclass(frozen=True)
-class CancelPlan:
-    """A refund of more than 50 items, planned once (SPEC §9): one cancel call per attempt.
-
-    `refund_keys` are recorded as applied when the last call is done; `next_call` indexes `calls`.
-    """
-
-    refund_keys: frozenset[str]
-    calls: tuple[tuple[ItemLine, ...], ...]
-    next_call: int = 0
-
-    @property
-    def done(self) -> bool:
-        return self.next_call >= len(self.calls)
-
-    @property
-    def next_items(self) -> tuple[ItemLine, ...]:
-        return () if self.done else self.calls[self.next_call]
-
-
-@dataclass(frozen=True)
 class OrderState:
     """One order as the relay remembers it. `version` counts the writes (0: no record yet)."""
 
@@ -124,7 +107,12 @@ class OrderState:
     delivered: Delivered | None = None
     cancelled: tuple[ItemLine, ...] = ()
     refund_keys: frozenset[str] = frozenset()
+    # A refund's cancel calls being worked through (SPEC §9): mapping's plan as it was stored, the index
+    # of its next call, and when that call began if no answer has been recorded since (SPEC §11's mark,
+    # written before the call so that a killed or unanswered call is known to the next attempt).
     cancel_plan: CancelPlan | None = None
+    cancel_next_call: int = 0
+    cancel_began_at: datetime | None = None
     confirmations: frozenset[str] = frozenset()
 
     @property
@@ -203,6 +191,14 @@ class OrderStates(Protocol):
 
     def advance_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
 
+    def mark_cancel_began(
+        self, state: OrderState, plan: CancelPlan, at: datetime, *, deadline: float | None = None
+    ) -> OrderState: ...
+
+    def clear_cancel_began(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
+
+    def drop_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
+
     def put_confirmation(self, confirmation: Confirmation, *, deadline: float | None = None) -> bool: ...
 
     def confirmations_for(
@@ -261,13 +257,34 @@ def merge_lines(*groups: Iterable[ItemLine]) -> tuple[ItemLine, ...]:
     return tuple(merged.values())
 
 
-def after_plan_call(state: OrderState) -> tuple[tuple[ItemLine, ...], frozenset[str], CancelPlan | None]:
-    """What advancing the stored plan by one call leaves: cancelled lines, refund keys, the plan (or None)."""
+def item_lines(lines: Iterable[OrderLine]) -> tuple[ItemLine, ...]:
+    """mapping's order lines as the order state keeps them."""
+    return tuple(ItemLine(line.sku, line.price, line.quantity) for line in lines)
+
+
+def plan_to_store(state: OrderState, plan: CancelPlan) -> CancelPlan:
+    """The plan a cancel call is about to begin for: the stored one, or `plan` when none is stored.
+
+    A stored plan of another refund is never replaced (StateChanged): one refund at a time per order.
+    """
+    stored = state.cancel_plan
+    if stored is None:
+        return plan
+    if stored != plan:
+        raise StateChanged(state.order_id, "another cancel plan is stored for this order", state)
+    if state.cancel_next_call >= len(stored.calls):
+        raise StateChanged(state.order_id, "the stored cancel plan has no call left", state)
+    return stored
+
+
+def after_plan_call(state: OrderState) -> tuple[tuple[ItemLine, ...], frozenset[str], CancelPlan | None, int]:
+    """What advancing the stored plan by one call leaves: cancelled lines, refund keys, the plan (None once
+    done) and the index of its next call."""
     plan = state.cancel_plan
-    if plan is None or plan.done:
+    if plan is None or state.cancel_next_call >= len(plan.calls):
         raise StateChanged(state.order_id, "no cancel plan with a call left", state)
-    cancelled = merge_lines(state.cancelled, plan.next_items)
-    advanced = CancelPlan(plan.refund_keys, plan.calls, plan.next_call + 1)
-    if advanced.done:
-        return cancelled, state.refund_keys | plan.refund_keys, None
-    return cancelled, state.refund_keys, advanced
+    cancelled = merge_lines(state.cancelled, item_lines(plan.calls[state.cancel_next_call]))
+    next_call = state.cancel_next_call + 1
+    if next_call >= len(plan.calls):
+        return cancelled, state.refund_keys | frozenset(plan.keys), None, 0
+    return cancelled, state.refund_keys, plan, next_call

@@ -26,7 +26,6 @@ from botocore.exceptions import (
 
 from handler.order_state import (
     DEFAULT_ORDER_RECORD_DAYS,
-    CancelPlan,
     Confirmation,
     ItemLine,
     OrderState,
@@ -36,6 +35,7 @@ from handler.order_state import (
     confirmation_key,
     format_time,
     merge_lines,
+    plan_to_store,
     state_key,
     storable_text,
 )
@@ -51,6 +51,7 @@ from handler.order_state_items import (
     state_from_item,
     text_value,
 )
+from mapping.refunds import CancelPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -243,23 +244,39 @@ class DynamoDBOrderStates:
         return self._versioned(
             state,
             "#cancel_plan = :plan",
-            {":plan": plan_value(plan)},
+            {":plan": plan_value(plan, 0, None)},
             deadline,
             extra_condition="attribute_not_exists(#cancel_plan)",
         )
 
     def advance_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
-        cancelled, keys, plan = after_plan_call(state)
+        cancelled, keys, plan, next_call = after_plan_call(state)
         values = {":cancelled": lines_value(cancelled)}
         sets, adds, removes = "#cancelled_items = :cancelled", "", ""
         if plan is not None:
             sets += ", #cancel_plan = :plan"
-            values[":plan"] = plan_value(plan)
+            values[":plan"] = plan_value(plan, next_call, None)
         else:
             removes = "#cancel_plan"
             if keys:
                 adds, values[":keys"] = "#refund_keys :keys", {"SS": sorted(keys)}
         return self._versioned(state, sets, values, deadline, adds=adds, removes=removes)
+
+    def mark_cancel_began(
+        self, state: OrderState, plan: CancelPlan, at: datetime, *, deadline: float | None = None
+    ) -> OrderState:
+        stored = plan_to_store(state, plan)
+        value = plan_value(stored, state.cancel_next_call if state.cancel_plan else 0, at)
+        return self._versioned(state, "#cancel_plan = :plan", {":plan": value}, deadline)
+
+    def clear_cancel_began(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
+        if state.cancel_plan is None:
+            raise StateChanged(state.order_id, "no cancel plan is stored", state)
+        value = plan_value(state.cancel_plan, state.cancel_next_call, None)
+        return self._versioned(state, "#cancel_plan = :plan", {":plan": value}, deadline)
+
+    def drop_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
+        return self._versioned(state, "", {}, deadline, removes="#cancel_plan")
 
     # Confirmations (SPEC §10)
 

@@ -9,7 +9,7 @@ Order-state item (id "order-state#<order id>"; see order_state.state_key):
   delivered_at S | delivered_day S "YYYY-MM-DD" (for a future GSI: delivered_day, delivered_at)
   body_digest S (sha256 hex) | currency S | delivered_items L of M {sku S, price S, quantity N}
   cancelled_items L of M {sku S, price S, quantity N} (totals by sku and price) | refund_keys SS
-  cancel_plan M {refund_keys L of S, calls L of L of M {sku, price, quantity}, next_call N}
+  cancel_plan M {plan S (mapping.CancelPlan.to_dict() as JSON), next_call N, began_at S (optional)}
   confirmations SS (conversion ids, the link to the confirmation items)
 Confirmation item (id "confirmation#<conversion id>"):
   kind S "confirmation" | conversion_id S | order_id S | status S | affiliate_id S (optional)
@@ -18,6 +18,7 @@ Confirmation item (id "confirmation#<conversion id>"):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -25,7 +26,6 @@ from decimal import Decimal
 from typing import Any
 
 from handler.order_state import (
-    CancelPlan,
     Confirmation,
     Delivered,
     ItemLine,
@@ -36,6 +36,7 @@ from handler.order_state import (
     parse_time,
     storable_text,
 )
+from mapping.refunds import CancelPlan
 
 Item = dict[str, Any]
 
@@ -80,25 +81,24 @@ def _lines_from(value: Mapping[str, Any] | None) -> tuple[ItemLine, ...]:
     )
 
 
-def plan_value(plan: CancelPlan) -> dict[str, Any]:
-    return {
-        "M": {
-            "refund_keys": {"L": [text_value(key) for key in sorted(plan.refund_keys)]},
-            "calls": {"L": [lines_value(call) for call in plan.calls]},
-            "next_call": number_value(plan.next_call),
-        }
+def plan_value(plan: CancelPlan, next_call: int, began_at: datetime | None) -> dict[str, Any]:
+    """mapping's plan as its own JSON (prices as decimal strings), with the progress beside it."""
+    value: dict[str, Any] = {
+        "plan": text_value(json.dumps(plan.to_dict(), separators=(",", ":"))),
+        "next_call": number_value(next_call),
     }
+    if began_at is not None:
+        value["began_at"] = text_value(format_time(began_at))
+    return {"M": value}
 
 
-def _plan_from(value: Mapping[str, Any] | None) -> CancelPlan | None:
+def _plan_from(value: Mapping[str, Any] | None) -> tuple[CancelPlan | None, int, datetime | None]:
     if not value:
-        return None
-    plan = value["M"]
-    return CancelPlan(
-        refund_keys=frozenset(key["S"] for key in plan["refund_keys"]["L"]),
-        calls=tuple(_lines_from(call) for call in plan["calls"]["L"]),
-        next_call=int(plan["next_call"]["N"]),
-    )
+        return None, 0, None
+    stored = value["M"]
+    plan = CancelPlan.from_dict(json.loads(stored["plan"]["S"]))
+    began = stored.get("began_at")
+    return plan, int(stored["next_call"]["N"]), None if began is None else parse_time(began["S"])
 
 
 def _text(item: Mapping[str, Any], name: str) -> str | None:
@@ -114,6 +114,7 @@ def _time(item: Mapping[str, Any], name: str) -> datetime | None:
 def state_from_item(order_id: str, item: Mapping[str, Any]) -> OrderState:
     last_post_at = _time(item, "last_post_at")
     delivered_at = _time(item, "delivered_at")
+    plan, next_call, began_at = _plan_from(item.get("cancel_plan"))
     return OrderState(
         order_id=order_id,
         version=int(item["version"]["N"]) if "version" in item else 0,
@@ -130,7 +131,9 @@ def state_from_item(order_id: str, item: Mapping[str, Any]) -> OrderState:
         else None,
         cancelled=_lines_from(item.get("cancelled_items")),
         refund_keys=frozenset(item.get("refund_keys", {}).get("SS", ())),
-        cancel_plan=_plan_from(item.get("cancel_plan")),
+        cancel_plan=plan,
+        cancel_next_call=next_call,
+        cancel_began_at=began_at,
         confirmations=frozenset(item.get("confirmations", {}).get("SS", ())),
     )
 

@@ -85,3 +85,5 @@ class RecordResult:
     started: bool = True
     # A post with no answer may still have been credited by Refersion: the retry could double it.
     maybe_received: bool = False
+    # Counters of their own besides the outcome's (e.g. refund_skipped_no_conversion), one count each.
+    extra_metrics: tuple[str, ...] = ()

@@ -12,7 +12,6 @@ from decimal import Decimal
 import pytest
 
 from handler.order_state import (
-    CancelPlan,
     Confirmation,
     ItemLine,
     OrderState,
@@ -21,6 +20,7 @@ from handler.order_state import (
 )
 from handler.order_state_dynamodb import DynamoDBOrderStates
 from local.aws import LocalAws, RelayResources
+from mapping import CancelPlan, OrderLine
 from tests.support.fakes_order_state import InMemoryOrderStates
 from tests.support.order_state_data import DIGEST, ITEMS, T0, Clock, delivered
 
@@ -184,19 +184,30 @@ def test_a_refund_of_an_order_never_seen_can_be_recorded_once(store: OrderStates
     assert state.delivered is None
 
 
+def _plan(
+    *calls: tuple[tuple[str, str, int], ...], keys: tuple[str, ...] = ("msg-1", "1001#r1")
+) -> CancelPlan:
+    lines = tuple(
+        tuple(OrderLine(sku=sku, price=Decimal(price), quantity=n) for sku, price, n in c) for c in calls
+    )
+    return CancelPlan(order_id="1001", calls=lines, keys=keys)
+
+
+TWO_CALLS = _plan((("PROD_A", "5.50", 1),), (("PROD_B", "19.999", 1),))
+
+
 def test_a_stored_cancel_plan_is_worked_through_one_call_at_a_time(store: OrderStates) -> None:
     # Given a delivered order and a plan of two calls for one refund
     state = delivered(store)
-    calls = ((ItemLine("PROD_A", Decimal("5.50"), 1),), (ItemLine("PROD_B", Decimal("19.999"), 1),))
-    state = store.store_cancel_plan(state, CancelPlan(frozenset({"msg-1", "1001#r1"}), calls))
-    assert state.cancel_plan is not None
-    assert state.cancel_plan.next_items == calls[0]
+    state = store.store_cancel_plan(state, TWO_CALLS)
+    assert state.cancel_plan == TWO_CALLS
+    assert state.cancel_next_call == 0
     # When the first call is done, the second is next and the keys are not applied yet
     state = store.advance_cancel_plan(state)
-    assert state.cancel_plan is not None
-    assert state.cancel_plan.next_call == 1
+    assert state.cancel_plan == TWO_CALLS
+    assert state.cancel_next_call == 1
     assert state.refund_keys == frozenset()
-    assert state.cancelled == calls[0]
+    assert state.cancelled == (ItemLine("PROD_A", Decimal("5.50"), 1),)
     # When the last call is done, the plan is gone and the refund's keys are applied
     state = store.advance_cancel_plan(state)
     assert state.cancel_plan is None
@@ -207,7 +218,7 @@ def test_a_stored_cancel_plan_is_worked_through_one_call_at_a_time(store: OrderS
 
 def test_a_cancel_plan_cannot_be_stored_twice_or_advanced_from_a_stale_read(store: OrderStates) -> None:
     state = delivered(store)
-    plan = CancelPlan(frozenset({"msg-1"}), ((ItemLine("PROD_A", Decimal("5.50"), 1),),) * 2)
+    plan = _plan((("PROD_A", "5.50", 1),), (("PROD_A", "5.50", 1),), keys=("msg-1",))
     stored = store.store_cancel_plan(state, plan)
     with pytest.raises(StateChanged):
         store.store_cancel_plan(stored, plan)  # a plan is already there
@@ -216,8 +227,40 @@ def test_a_cancel_plan_cannot_be_stored_twice_or_advanced_from_a_stale_read(stor
         store.advance_cancel_plan(stored)  # another invocation already made that call
     now = store.get("1001")
     assert now is not None
-    assert now.cancel_plan is not None
-    assert now.cancel_plan.next_call == 1
+    assert now.cancel_plan == plan
+    assert now.cancel_next_call == 1
+
+
+def test_a_cancel_call_that_began_is_remembered_until_answered(store: OrderStates) -> None:
+    # Given a delivered order and a refund whose first call is about to be made
+    state = delivered(store)
+    began = store.mark_cancel_began(state, TWO_CALLS, T0 + timedelta(minutes=1))
+    # Then the plan is stored with the mark, before anything is sent
+    assert (began.cancel_plan, began.cancel_next_call) == (TWO_CALLS, 0)
+    assert began.cancel_began_at == T0 + timedelta(minutes=1)
+    assert store.get("1001") == began
+    # When that call is answered without success, the mark goes and the plan stays
+    cleared = store.clear_cancel_began(began)
+    assert cleared.cancel_began_at is None
+    assert cleared.cancel_plan == TWO_CALLS
+    # When it begins again and succeeds, the next call is due and no mark is left
+    again = store.mark_cancel_began(cleared, TWO_CALLS, T0 + timedelta(minutes=2))
+    advanced = store.advance_cancel_plan(again)
+    assert (advanced.cancel_next_call, advanced.cancel_began_at) == (1, None)
+
+
+def test_a_cancel_of_another_refund_cannot_begin_while_a_plan_is_stored(store: OrderStates) -> None:
+    # Given a plan stored for one refund
+    state = store.mark_cancel_began(delivered(store), TWO_CALLS, T0)
+    other = _plan((("PROD_A", "5.50", 2),), keys=("msg-2",))
+    # When another refund tries to begin its own call on the current state
+    with pytest.raises(StateChanged):
+        store.mark_cancel_began(state, other, T0)
+    # Then the first plan is untouched; once dropped, the other refund can begin
+    dropped = store.drop_cancel_plan(state)
+    assert dropped.cancel_plan is None
+    assert dropped.cancel_began_at is None
+    assert store.mark_cancel_began(dropped, other, T0).cancel_plan == other
 
 
 def test_a_confirmation_is_stored_once_and_found_by_its_order(store: OrderStates) -> None:

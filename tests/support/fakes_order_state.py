@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 from handler.order_state import (
     DEFAULT_ORDER_RECORD_DAYS,
-    CancelPlan,
     Confirmation,
     Delivered,
     ItemLine,
@@ -23,7 +22,9 @@ from handler.order_state import (
     StateUnavailable,
     after_plan_call,
     merge_lines,
+    plan_to_store,
 )
+from mapping.refunds import CancelPlan
 
 
 class InMemoryOrderStates:
@@ -120,13 +121,41 @@ class InMemoryOrderStates:
             current = self._expect(state)
             if current.cancel_plan is not None:
                 raise StateChanged(state.order_id, f"expected version {state.version}", current)
-            return self._write(current, cancel_plan=plan)
+            return self._write(current, cancel_plan=plan, cancel_next_call=0, cancel_began_at=None)
 
     def advance_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
         with self._lock:
-            cancelled, keys, plan = after_plan_call(state)
+            cancelled, keys, plan, next_call = after_plan_call(state)
             current = self._expect(state)
-            return self._write(current, cancelled=cancelled, refund_keys=keys, cancel_plan=plan)
+            return self._write(
+                current,
+                cancelled=cancelled,
+                refund_keys=keys,
+                cancel_plan=plan,
+                cancel_next_call=next_call,
+                cancel_began_at=None,
+            )
+
+    def mark_cancel_began(
+        self, state: OrderState, plan: CancelPlan, at: datetime, *, deadline: float | None = None
+    ) -> OrderState:
+        with self._lock:
+            stored = plan_to_store(state, plan)
+            current = self._expect(state)
+            next_call = current.cancel_next_call if current.cancel_plan else 0
+            return self._write(current, cancel_plan=stored, cancel_next_call=next_call, cancel_began_at=at)
+
+    def clear_cancel_began(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
+        with self._lock:
+            if state.cancel_plan is None:
+                raise StateChanged(state.order_id, "no cancel plan is stored", state)
+            current = self._expect(state)
+            return self._write(current, cancel_began_at=None)
+
+    def drop_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
+        with self._lock:
+            current = self._expect(state)
+            return self._write(current, cancel_plan=None, cancel_next_call=0, cancel_began_at=None)
 
     def put_confirmation(self, confirmation: Confirmation, *, deadline: float | None = None) -> bool:
         with self._lock:
