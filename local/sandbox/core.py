@@ -16,6 +16,7 @@ from typing import Final, Self
 from local.sandbox.faults import Plan, fault_plan
 from local.sandbox.server import THREAD_PREFIX, SandboxServer
 from local.sandbox.values import FAULTS, PATH, Received, Reply
+from local.sandbox.webhooks import ConversionWebhooks
 
 _log = logging.getLogger("local.sandbox")
 
@@ -53,6 +54,8 @@ class RefersionSandbox:
         self._in_flight = 0
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
+        # Refersion's conversion webhooks for referred carts (webhooks.py): configure() to turn them on.
+        self.webhooks = ConversionWebhooks()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -78,6 +81,7 @@ class RefersionSandbox:
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
+        self.webhooks.stop()
         if server is None or thread is None:
             return
         deadline = time.monotonic() + _STOP_JOIN_SECONDS
@@ -267,6 +271,8 @@ class RefersionSandbox:
             self._bump()
         if record is None:
             return
+        if record.accepted:
+            self.webhooks.order_accepted(record.body)
         _log.debug(
             "%s %s order_id=%s fault=%s -> status=%s accepted=%s",
             record.method,
