@@ -146,3 +146,7 @@ preview: venv ## What the relay would do with an event, nothing sent: make previ
 .PHONY: clean
 clean: ## Remove environments and caches
 	rm -rf .tools $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(COMPAT_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: reconcile
+reconcile: venv ## Reconciliation report (CONTRACT §10) on a local stack with seeded orders and confirmations
+	$(PY) -m local.reconcile_demo

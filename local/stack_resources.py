@@ -177,12 +177,7 @@ class ResourceBuilder:
     def _create_table(self, table_name: str, scope: Scope) -> None:
         properties = self.template.resolve(self.template.properties(TABLE), scope)
         dynamodb = self.aws.client("dynamodb")
-        dynamodb.create_table(
-            TableName=table_name,
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            BillingMode=properties.get("BillingMode", "PROVISIONED"),
-        )
+        dynamodb.create_table(TableName=table_name, **table_definition(properties))
         self.cleanups.add(f"table {table_name}", lambda: dynamodb.delete_table(TableName=table_name))
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
@@ -242,3 +237,15 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def table_definition(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """CreateTable's arguments (but the name) from the table's resolved properties, indexes included."""
+    definition: dict[str, Any] = {
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if properties.get("GlobalSecondaryIndexes"):
+        definition["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    return definition

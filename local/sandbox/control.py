@@ -91,6 +91,17 @@ def _latency(sandbox: RefersionSandbox, doc: Any) -> Any:
     return _OK
 
 
+def _clicks(sandbox: RefersionSandbox, doc: Any) -> Any:
+    """Record a click for a cart; optional "webhook_url" and "delay" configure the conversion webhooks."""
+    if not isinstance(doc, dict):
+        raise TypeError("expected {cart_id} (and optionally webhook_url, delay)")
+    if "webhook_url" in doc:
+        sandbox.webhooks.configure(doc["webhook_url"], float(doc.get("delay", 0.0)))
+    if "cart_id" in doc:
+        sandbox.webhooks.record_click(str(doc["cart_id"]))
+    return _OK
+
+
 _ACTIONS: Final[Mapping[tuple[str, str], Callable[[RefersionSandbox, Any], Any]]] = {
     ("received", "GET"): _received,
     ("stats", "GET"): _stats,
@@ -101,6 +112,7 @@ _ACTIONS: Final[Mapping[tuple[str, str], Callable[[RefersionSandbox, Any], Any]]
     ("latency", "POST"): _latency,
     ("net", "GET"): _net,
     ("processing", "POST"): _processing,
+    ("clicks", "POST"): _clicks,
 }
 
 

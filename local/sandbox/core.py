@@ -23,6 +23,7 @@ from local.sandbox.contract import (
 from local.sandbox.faults import Plan, fault_plan
 from local.sandbox.server import THREAD_PREFIX, SandboxServer
 from local.sandbox.values import API_PREFIX, CANCEL_PATH, FAULTS, PATH, Received, Reply
+from local.sandbox.webhooks import ConversionWebhooks
 
 _log = logging.getLogger("local.sandbox")
 
@@ -64,6 +65,8 @@ class RefersionSandbox:
         self._in_flight = 0
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
+        # Refersion's conversion webhooks for referred carts (webhooks.py): configure() to turn them on.
+        self.webhooks = ConversionWebhooks()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -89,6 +92,7 @@ class RefersionSandbox:
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
+        self.webhooks.stop()
         if server is None or thread is None:
             return
         deadline = time.monotonic() + _STOP_JOIN_SECONDS
@@ -311,6 +315,8 @@ class RefersionSandbox:
             self._bump()
         if record is None:
             return
+        if record.accepted:
+            self.webhooks.order_accepted(record.body)
         _log.debug(
             "%s %s order_id=%s fault=%s -> status=%s accepted=%s",
             record.method,
