@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -11,14 +12,16 @@ from botocore.config import Config
 
 from handler.budget import AWS_CONNECT_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_TIMEOUT_SECONDS
 from handler.config import ConfigurationError, Settings
-from handler.credentials import SecretsManagerKeyPairs
+from handler.credentials import KeyPairSource, SecretsManagerKeyPairs
 from handler.delivery import Deliverer
 from handler.idempotency import DynamoDBOrderLedger, NoLedger, OrderLedger
 from handler.observability import logger
+from handler.order_state import OrderStates
+from handler.order_state_dynamodb import DynamoDBOrderStates
 from handler.pacing import NoPacing, RetryPacer, SqsVisibilityPacer
 from handler.quarantine import SqsQuarantine
 from handler.refersion_client import RefersionClient
-from handler.relay import Relay
+from handler.relay import RefundPath, Relay
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,9 +54,13 @@ class _Components:
         self.client = RefersionClient(settings.endpoint, settings.timeout_seconds, settings.max_concurrency)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="relay")
         ledger: OrderLedger = NoLedger()
+        states: OrderStates | None = None
         if settings.idempotency_table_name:
             dynamodb: DynamoDBClient = session.client("dynamodb", config=sdk_config)
             ledger = DynamoDBOrderLedger(dynamodb, settings.idempotency_table_name)
+            states = DynamoDBOrderStates(
+                dynamodb, settings.idempotency_table_name, record_days=settings.order_record_days
+            )
         pacer: RetryPacer = NoPacing()
         if settings.source_queue_url:
             pacer = SqsVisibilityPacer(
@@ -69,12 +76,33 @@ class _Components:
             ledger=ledger,
             pacer=pacer,
             executor=self.executor,
+            order_states=states,
+            refunds=_refund_path(settings, self.keys, states),
         )
 
     def close(self) -> None:
         self.client.close()
         self.keys.clear()
         self.executor.shutdown(wait=False)
+
+
+def _refund_path(settings: Settings, keys: KeyPairSource, states: OrderStates | None) -> RefundPath | None:
+    """CONTRACT §9's path, only when switched on and there is an order state to read and write."""
+    if not settings.refunds_enabled:
+        return None
+    if states is None:
+        logger.error("REFUNDS_ENABLED needs IDEMPOTENCY_TABLE_NAME (the order state); refunds are dropped")
+        return None
+    try:
+        # Imported only when refunds are on: a cold start without them does not pay for the module.
+        refunds = importlib.import_module("handler.refunds")
+    except ModuleNotFoundError as exc:
+        if exc.name != "handler.refunds":
+            raise
+        logger.error("REFUNDS_ENABLED is set but this build has no refund path; refunds are dropped")
+        return None
+    path: RefundPath = refunds.build_refund_relay(settings, keys, states)
+    return path
 
 
 _lock = threading.Lock()
