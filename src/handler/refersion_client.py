@@ -17,7 +17,7 @@ from typing import Any
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, ProtocolError, SSLError, TimeoutError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, SSLError, TimeoutError
 
 from handler.credentials import KeyPair
 from handler.outcomes import HttpVerdict, classify_status
@@ -303,7 +303,7 @@ class RefersionClient:
         if isinstance(cause, SSLError) and not sent:
             # Nothing was sent: the handshake failed before any byte of the order left.
             detail = f"TLS verification failed, nothing sent ({_first_line(cause)})"
-        elif not sent and isinstance(cause, TimeoutError):
+        elif not sent and isinstance(cause, TimeoutError) and not isinstance(cause, NewConnectionError):
             detail = f"could not connect within {self._timeout_seconds:g} s, nothing sent"
         elif not sent:
             detail = "could not connect, nothing sent"
