@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from handler.batch import map_records, partial_batch_response
-from handler.budget import budget_fits_invocation
+from handler.budget import AWS_CALL_SECONDS, AWS_CALLS_AFTER_THE_RECORDS, budget_fits_invocation
 from handler.config import Settings
 from handler.decision import NotPosted, RefundRequest, decide
 from handler.delivery import Deliverer, Delivery
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from handler.pacing import RetryPacer
 
 
+# What must still fit in a record's budget after its order-state writes: Powertools' done-mark, the
+# quarantine send, and the batch's pacing call once the records are done (handler.budget).
+_AWS_CALLS_AFTER_THE_ORDER_STATE = 2 + AWS_CALLS_AFTER_THE_RECORDS
+
+
 class RetryLater(Exception):
     """A record (or an EventBridge event) that must come back; its message is the reason."""
 
@@ -45,8 +50,10 @@ class Deadline:
         return self.context.get_remaining_time_in_millis() > self.budget_ms
 
     def for_record_starting_now(self) -> float:
-        """The time.monotonic() value by which a record started now must be done."""
-        return time.monotonic() + self.budget_ms / 1000
+        """The time.monotonic() value until which a record started now may retry its order-state writes:
+        its budget, less the AWS calls that still follow them."""
+        reserve = _AWS_CALLS_AFTER_THE_ORDER_STATE * AWS_CALL_SECONDS
+        return time.monotonic() + self.budget_ms / 1000 - reserve
 
 
 class RefundPath(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from handler.observability import metrics
 from handler.order_state import Confirmation, ItemLine, OrderState
 from handler.outcomes import Outcome, RecordKind, RecordResult
 from handler.refersion_client import HttpAnswer
-from handler.relay import Relay
+from handler.relay import Deadline, Relay
 from handler.triggers import InboundRecord
 from local.lambda_shapes import FakeLambdaContext, sqs_event
 from tests.support.events import as_eventbridge_body, failures, order
@@ -435,3 +436,13 @@ class TestRefundRouting:
         relay, _ = refund_relay(executor, path, enabled=True)
         relay.handle(batch(order("R-4")), FakeLambdaContext())
         assert path.calls == []
+
+
+def test_a_record_s_write_deadline_is_its_budget_less_the_aws_calls_that_follow() -> None:
+    # Given a record budget of 34 s (the template's 10 s timeout), when a record starts now
+    deadline = Deadline(FakeLambdaContext(remaining_ms=60_000), 34_000)
+    before = time.monotonic()
+    until = deadline.for_record_starting_now()
+    # Then its order-state writes may be retried for 34 s less three 2 s AWS calls (done-mark, quarantine,
+    # pacing), so the record still ends within its budget
+    assert before + 28 <= until <= time.monotonic() + 28
