@@ -5,18 +5,22 @@ Lambda timeout. The budget is the worst case of everything one record does, in s
 
     budget = 2 x REFERSION_TIMEOUT_SECONDS          a post (an order's, or a refund's one cancel call), and
                                                     the post again after a 401/403 key refresh
-           + 9 x AWS_CALL_SECONDS (2 s)             8 AWS calls of the record (2 Secrets Manager: read and
-                                                    refresh; 2 DynamoDB Powertools idempotency: in-progress
-                                                    and done/forget; 3 DynamoDB order state (SPEC §11): a
-                                                    read, the write before the post and the write after
-                                                    it; 1 SQS: quarantine) + 1 SQS call that paces the
-                                                    batch's retries once the records are done
+           + 12 x AWS_CALL_SECONDS (2 s)            11 AWS calls of the record:
+                                                      2 Secrets Manager (read, refresh after 401/403)
+                                                      2 DynamoDB Powertools idempotency (lock, done/forget)
+                                                      6 DynamoDB order state (SPEC §11): seen (a read), the
+                                                        post-began mark before each of the 2 posts, the
+                                                        write after the post, a confirmation look-up
+                                                        (SPEC §10), a remembered rejection
+                                                      1 SQS quarantine
+                                                    + 1 SQS call that paces the batch's retries once the
+                                                    records are done
            + SLACK_SECONDS (2 s)                    mapping, logging, thread hand-offs
-           = 2 x REFERSION_TIMEOUT_SECONDS + 20 s   (40 s with the template's 10 s)
+           = 2 x REFERSION_TIMEOUT_SECONDS + 26 s   (46 s with the template's 10 s)
 
-An order and a refund (SPEC §9) are bounded alike: one post, the same secret reads and quarantine, and
-at most the 2 idempotency and 3 order-state calls above. A record that needs more must raise
-AWS_CALLS_PER_RECORD (template.yaml's FunctionTimeout MinValue follows, tests/unit/test_template.py).
+A refund (SPEC §9) makes no more calls than that: one cancel call, the same secret reads and
+quarantine, and order-state reads and writes within the same count. A record that needs more must
+raise AWS_CALLS_PER_RECORD (template.yaml's FunctionTimeout MinValue follows, tests/unit/test_template.py).
 
 An AWS call is bounded by botocore's settings (handler.wiring): one attempt, connect <= 1 s, each
 read <= 1 s. No SDK retries: a failed call makes the record's outcome retry (or, after a delivery,
@@ -36,7 +40,7 @@ AWS_CONNECT_TIMEOUT_SECONDS = 1
 AWS_READ_TIMEOUT_SECONDS = 1
 AWS_MAX_ATTEMPTS = 1
 AWS_CALL_SECONDS = AWS_MAX_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS)
-AWS_CALLS_PER_RECORD = 8
+AWS_CALLS_PER_RECORD = 11
 AWS_CALLS_AFTER_THE_RECORDS = 1
 POSTS_PER_RECORD = 2
 SLACK_SECONDS = 2.0
@@ -44,7 +48,7 @@ STARTUP_MARGIN_SECONDS = 5
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 
 
-# Everything of the budget but the posts: the AWS calls and the slack (20 s).
+# Everything of the budget but the posts: the AWS calls and the slack (26 s).
 FIXED_SECONDS = (AWS_CALLS_PER_RECORD + AWS_CALLS_AFTER_THE_RECORDS) * AWS_CALL_SECONDS + SLACK_SECONDS
 FORMULA = f"{POSTS_PER_RECORD} x REFERSION_TIMEOUT_SECONDS + {FIXED_SECONDS:g} s"
 

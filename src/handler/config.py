@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
 
@@ -134,6 +134,14 @@ class Settings(BaseModel):
                 f" have to be {needed} s, over Lambda's {LAMBDA_MAX_TIMEOUT_SECONDS} s maximum"
             )
         return value
+
+    @model_validator(mode="after")
+    def _refunds_need_the_order_state(self) -> Settings:
+        if self.refunds_enabled and not self.idempotency_table_name:
+            raise ValueError(
+                "REFUNDS_ENABLED=true needs IDEMPOTENCY_TABLE_NAME: refunds are planned from the order state"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 
+from handler.observability import SECRETS_MANAGER, count_dependency_failure
+
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -88,6 +90,8 @@ class SecretsManagerKeyPairs:
                 self._secret_id, transform="json", max_age=self._max_age, force_fetch=force
             )
         except Exception as exc:
+            if not isinstance(exc, TransformParameterError):  # the call failed, not the secret's shape
+                count_dependency_failure(SECRETS_MANAGER, "GetSecretValue")
             raise CredentialsError(f"secret {self._secret_id}: cannot be read ({_describe(exc)})") from None
         try:
             return key_pair_from_secret(value, self._secret_id)

@@ -6,7 +6,7 @@ One function, so that the relay and the local preview (`python -m local.preview`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from handler.outcomes import Outcome, RecordResult
 from handler.triggers import InboundRecord, datafly_event_of
@@ -34,13 +34,37 @@ class NotPosted:
         return RecordResult(record_id, self.outcome, "; ".join(self.reasons), self.order_id, self.cart_id)
 
 
-def decide(inbound: InboundRecord, consent_category: str) -> NotPosted | RefersionOrder:
-    """The order to post, or the outcome the record ends with instead (SPEC §2, §3, §5)."""
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund or cancellation event for the refund path (CONTRACT §9), when refunds are on."""
+
+    event: dict[str, Any]
+
+
+@overload
+def decide(
+    inbound: InboundRecord, consent_category: str, *, refunds: Literal[False] = False
+) -> NotPosted | RefersionOrder: ...
+
+
+@overload
+def decide(
+    inbound: InboundRecord, consent_category: str, *, refunds: bool
+) -> NotPosted | RefersionOrder | RefundRequest: ...
+
+
+def decide(
+    inbound: InboundRecord, consent_category: str, *, refunds: bool = False
+) -> NotPosted | RefersionOrder | RefundRequest:
+    """The order to post, the refund to hand on (only with `refunds`), or the outcome the record ends with
+    instead (SPEC §2, §3, §5; §9). Refunds are dropped like any other event unless `refunds` is set."""
     try:
         event = datafly_event_of(inbound)
         kind = classify_event(event)
     except InvalidEvent as exc:
         return NotPosted(Outcome.INVALID, exc.reasons)
+    if refunds and kind.is_refund:
+        return RefundRequest(event)
     ids = order_ids_of(event)
     if kind is not EventKind.ORDER_COMPLETED:
         return NotPosted(Outcome.DROPPED, (_not_an_order(event),), *ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +23,13 @@ class Delivery:
     reason: str = ""
     answer: HttpAnswer | None = None
     attempts: int = 0
+    # Decided from the order state without a post: the status remembered (a 4xx), the wait left.
+    http_status: int | None = None
+    wait_seconds: float | None = None
+
+
+class PostNotBegun(Exception):
+    """Raised by a `before_post` hook that could not do its part: nothing is posted, the record comes back."""
 
 
 class Poster(Protocol):
@@ -33,20 +41,25 @@ class Deliverer:
         self._keys = keys
         self._poster = poster
 
-    def deliver(self, body: bytes) -> Delivery:
+    def deliver(self, body: bytes, before_post: Callable[[], None] | None = None) -> Delivery:
+        """Post `body`; `before_post` runs right before each post (the order state's post-began mark)."""
         try:
             keys = self._keys.current()
         except CredentialsError as exc:
             logger.error("Refersion key pair unavailable", extra={"problem": str(exc)})
             return Delivery(Outcome.RETRY, reason=str(exc))
-        answer = self._poster.post(body, keys)
-        attempts = 1
-        if answer.verdict is HttpVerdict.KEYS_REFUSED:
-            answer, attempts = self._retry_with_fresh_keys(body, keys, answer)
+        post = _with_hook(self._poster.post, before_post)
+        try:
+            answer = post(body, keys)
+            attempts = 1
+            if answer.verdict is HttpVerdict.KEYS_REFUSED:
+                answer, attempts = self._retry_with_fresh_keys(post, body, keys, answer)
+        except PostNotBegun as exc:
+            return Delivery(Outcome.RETRY, reason=str(exc))
         return _delivery_from(answer, attempts)
 
     def _retry_with_fresh_keys(
-        self, body: bytes, stale: KeyPair, refused: HttpAnswer
+        self, post: Callable[[bytes, KeyPair], HttpAnswer], body: bytes, stale: KeyPair, refused: HttpAnswer
     ) -> tuple[HttpAnswer, int]:
         # Keys rotated in Secrets Manager take effect without a redeploy (SPEC §4).
         try:
@@ -54,7 +67,20 @@ class Deliverer:
         except CredentialsError as exc:
             logger.error("Refersion key pair unavailable", extra={"problem": str(exc)})
             return refused, 1
-        return self._poster.post(body, fresh), 2
+        return post(body, fresh), 2
+
+
+def _with_hook(
+    post: Callable[[bytes, KeyPair], HttpAnswer], before_post: Callable[[], None] | None
+) -> Callable[[bytes, KeyPair], HttpAnswer]:
+    if before_post is None:
+        return post
+
+    def hooked(body: bytes, keys: KeyPair) -> HttpAnswer:
+        before_post()
+        return post(body, keys)
+
+    return hooked
 
 
 def _delivery_from(answer: HttpAnswer, attempts: int) -> Delivery:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from handler.config import IDEMPOTENCY_WINDOW_SECONDS
 from handler.delivery import Delivery
-from handler.observability import logger
+from handler.observability import DYNAMODB, count_dependency_failure, logger
 from handler.outcomes import Outcome
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class DynamoDBOrderLedger:
         except IdempotencyAlreadyInProgressError:
             return Delivery(Outcome.RETRY, reason="another invocation is delivering this order right now")
         except IdempotencyPersistenceLayerError as exc:
+            count_dependency_failure(DYNAMODB, "idempotency_save" if ran else "idempotency_lock")
             return _after_ledger_failure(ran, exc)
         if ran:
             return ran[0]
@@ -111,13 +112,16 @@ def body_digest(body: bytes) -> str:
 
 
 def _duplicate(saved: dict[str, Any], digest: str) -> Delivery:
-    reason = f"order already delivered at {saved.get('delivered_at', '?')}"
-    if saved.get("body_sha256") not in (None, digest):
+    return duplicate_delivery(str(saved.get("delivered_at", "?")), saved.get("body_sha256") in (None, digest))
+
+
+def duplicate_delivery(delivered_at: str, same_body: bool, *, source: str = "") -> Delivery:
+    """The duplicate outcome of an order delivered before (from Powertools' record or the order state)."""
+    reason = f"order already delivered at {delivered_at}{source}"
+    if not same_body:
         # Same order id, other amounts or items: Refersion keeps what it was sent first, so say so.
         reason += " with a different body (this copy's changes were not sent)"
-        logger.warning(
-            "duplicate order with a different body", extra={"delivered_at": saved.get("delivered_at")}
-        )
+        logger.warning("duplicate order with a different body", extra={"delivered_at": delivered_at})
     return Delivery(Outcome.DUPLICATE, reason=reason)
 
 

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from handler.outcomes import Outcome, RecordKind, RecordResult
 
@@ -69,3 +69,34 @@ def report_outcome(result: RecordResult) -> None:
             metrics.add_metric(name=extra, unit=MetricUnit.Count, value=1)
         if result.latency_ms is not None:
             metrics.add_metric(name="delivery_latency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
+
+
+# Dependencies whose failures are counted (issue 13): one metric name each, `aws_<dependency>_error`.
+SECRETS_MANAGER = "secretsmanager"
+DYNAMODB = "dynamodb"
+SQS = "sqs"
+DELIVERED_NOT_RECORDED = "delivered_not_recorded"
+
+
+def count_dependency_failure(dependency: str, operation: str) -> None:
+    """One count of `aws_<dependency>_error`, twice: with the service dimension only (what an alarm
+    watches, like every other metric of the relay) and with an `operation` dimension as well (which call
+    failed: GetSecretValue, idempotency_lock, order_state_write, SendMessage, ...)."""
+    _count_twice(f"aws_{dependency}_error", "operation", operation)
+
+
+def count_delivered_not_recorded(cause: str) -> None:
+    """An order credited at Refersion whose order-state write failed within the record's budget: a copy of
+    it could be posted again. Counted with and without its cause (the store's error code)."""
+    _count_twice(DELIVERED_NOT_RECORDED, "cause", cause)
+
+
+def _count_twice(name: str, dimension: str, value: str) -> None:
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    # single_metric writes its own EMF line at once, with its own dimension set.
+    dimensions = {"service": _service}
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace, default_dimensions=dimensions
+    ) as metric:
+        metric.add_dimension(name=dimension, value=value[:100] or "-")

@@ -96,6 +96,18 @@ class Delivered:
 
 
 @dataclass(frozen=True)
+class RejectedRecord:
+    """A record Refersion refused with a 4xx (order side, issue 13): remembered so that, if its quarantine
+    failed and it comes back, it is quarantined again without a second post. Keyed by the SQS messageId:
+    a redrive from the dead-letter queue is a new message, and is posted."""
+
+    record_id: str
+    status: int
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class OrderState:
     """One order as the relay remembers it. `version` counts the writes (0: no record yet)."""
 
@@ -114,6 +126,12 @@ class OrderState:
     cancel_next_call: int = 0
     cancel_began_at: datetime | None = None
     confirmations: frozenset[str] = frozenset()
+    rejected_records: tuple[RejectedRecord, ...] = ()
+
+    def rejection_of(self, record_id: str) -> RejectedRecord | None:
+        """The 4xx this very record (same SQS messageId) got before, if any."""
+        found = [rejected for rejected in self.rejected_records if rejected.record_id == record_id]
+        return max(found, key=lambda rejected: rejected.at) if found else None
 
     @property
     def post_in_doubt(self) -> bool:
@@ -198,6 +216,16 @@ class OrderStates(Protocol):
     def clear_cancel_began(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
 
     def drop_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState: ...
+
+    # Order side (issues 11-13): undo a post-began mark when nothing was sent; remember a 4xx per record.
+
+    def mark_post_not_sent(
+        self, order_id: str, began_at: datetime, previous: datetime | None, *, deadline: float | None = None
+    ) -> OrderState: ...
+
+    def mark_rejected(
+        self, order_id: str, rejected: RejectedRecord, *, deadline: float | None = None
+    ) -> OrderState: ...
 
     def put_confirmation(self, confirmation: Confirmation, *, deadline: float | None = None) -> bool: ...
 

@@ -29,6 +29,7 @@ from handler.order_state import (
     Confirmation,
     ItemLine,
     OrderState,
+    RejectedRecord,
     StateChanged,
     StateUnavailable,
     after_plan_call,
@@ -48,6 +49,7 @@ from handler.order_state_items import (
     names,
     number_value,
     plan_value,
+    rejected_text,
     state_from_item,
     text_value,
 )
@@ -220,6 +222,34 @@ class DynamoDBOrderStates:
             if current and current.delivered and current.delivered.body_digest == body_digest:
                 return current  # the same delivery recorded already (or a retry of this very write)
             raise StateChanged(order_id, "delivered already with another body", current) from None
+
+    # Order side (issues 11-13)
+
+    def mark_post_not_sent(
+        self, order_id: str, began_at: datetime, previous: datetime | None, *, deadline: float | None = None
+    ) -> OrderState:
+        """Put the post-began mark back as it was: the post failed before a byte left (connect, TLS).
+
+        Conditional on the mark still being this post's, so a later post's mark is never undone.
+        """
+        values = {":began": text_value(format_time(began_at))}
+        sets, removes = "", "#post_began_at"
+        if previous is not None:
+            sets, removes = "#post_began_at = :previous", ""
+            values[":previous"] = text_value(format_time(previous))
+        try:
+            return self._update(
+                order_id, sets, values, deadline, removes=removes, condition="#post_began_at = :began"
+            )
+        except _ConditionFailed as failed:
+            raise StateChanged(order_id, "another post began since", _decoded(order_id, failed)) from None
+
+    def mark_rejected(
+        self, order_id: str, rejected: RejectedRecord, *, deadline: float | None = None
+    ) -> OrderState:
+        """Remember a 4xx for this record (ADD to a string set: no condition needed, nothing undone)."""
+        entry = {":rejected": {"SS": [rejected_text(rejected)]}}
+        return self._update(order_id, "", entry, deadline, adds="#rejected_records :rejected")
 
     # Refunds (SPEC §9): conditional on the version the caller decided on
 

@@ -11,6 +11,7 @@ Order-state item (id "order-state#<order id>"; see order_state.state_key):
   cancelled_items L of M {sku S, price S, quantity N} (totals by sku and price) | refund_keys SS
   cancel_plan M {plan S (mapping.CancelPlan.to_dict() as JSON), next_call N, began_at S (optional)}
   confirmations SS (conversion ids, the link to the confirmation items)
+  rejected_records SS (JSON {"record_id", "status", "reason", "at"}: a 4xx per SQS messageId, issue 13)
 Confirmation item (id "confirmation#<conversion id>"):
   kind S "confirmation" | conversion_id S | order_id S | status S | affiliate_id S (optional)
   received_at S | received_day S "YYYY-MM-DD" | expiration N
@@ -31,6 +32,7 @@ from handler.order_state import (
     ItemLine,
     LastPost,
     OrderState,
+    RejectedRecord,
     confirmation_key,
     format_time,
     parse_time,
@@ -135,6 +137,35 @@ def state_from_item(order_id: str, item: Mapping[str, Any]) -> OrderState:
         cancel_next_call=next_call,
         cancel_began_at=began_at,
         confirmations=frozenset(item.get("confirmations", {}).get("SS", ())),
+        rejected_records=tuple(
+            sorted(
+                (rejected_from_text(text) for text in item.get("rejected_records", {}).get("SS", ())),
+                key=lambda rejected: (rejected.at, rejected.record_id),
+            )
+        ),
+    )
+
+
+_REJECTED_REASON_CHARS = 300
+
+
+def rejected_text(rejected: RejectedRecord) -> str:
+    """One rejected record as a string-set element (JSON, reason cut: it is already masked)."""
+    return json.dumps(
+        {
+            "record_id": storable_text(rejected.record_id),
+            "status": rejected.status,
+            "reason": storable_text(rejected.reason[:_REJECTED_REASON_CHARS]),
+            "at": format_time(rejected.at),
+        },
+        sort_keys=True,
+    )
+
+
+def rejected_from_text(text: str) -> RejectedRecord:
+    data = json.loads(text)
+    return RejectedRecord(
+        str(data["record_id"]), int(data["status"]), str(data["reason"]), parse_time(str(data["at"]))
     )
 
 

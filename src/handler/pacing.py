@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from handler.backoff import retry_delay_seconds
-from handler.observability import logger
+from handler.observability import SQS, count_dependency_failure, logger
 from handler.outcomes import RecordResult
 from handler.triggers import InboundRecord
 
@@ -67,6 +67,7 @@ class SqsVisibilityPacer:
         try:
             answer = self._client.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
         except Exception as exc:
+            count_dependency_failure(SQS, "ChangeMessageVisibilityBatch")
             logger.warning("could not pace retries", extra={"cause": type(exc).__name__})
             return
         if answer.get("Failed"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from handler.observability import SQS, count_dependency_failure
 from handler.outcomes import RecordResult
 from handler.sqs_text import sendable_text, utf8_size
 
@@ -48,6 +49,7 @@ class SqsQuarantine:
                 QueueUrl=self._queue_url, MessageBody=sendable_body, MessageAttributes=attributes
             )
         except Exception as exc:
+            count_dependency_failure(SQS, "SendMessage")
             raise QuarantineError(f"dead-letter queue send failed ({type(exc).__name__})") from None
 
 

@@ -42,10 +42,22 @@ class HttpAnswer:
     latency_ms: float
     detail: str = ""
     retry_after_seconds: float | None = None
-    # True when the request may have reached Refersion although no answer came back.
+    # True when the post is unanswered (CONTRACT §10): bytes of the request may have left and no status
+    # line came back, so Refersion may have credited it. False for any answer, and for a failure while
+    # connecting or in the TLS handshake (nothing left).
     maybe_received: bool = False
     # True when `detail` is only the start of the body (read limit, or the answer was cut off).
     detail_cut: bool = False
+
+    @property
+    def unanswered(self) -> bool:
+        """The request may have reached Refersion and no status line was read."""
+        return self.status is None and self.maybe_received
+
+    @property
+    def nothing_sent(self) -> bool:
+        """No byte of the request left: connect or TLS failure, or a failure before writing."""
+        return self.status is None and not self.maybe_received
 
 
 class _Exchange:
@@ -60,6 +72,8 @@ class _Exchange:
 
     def __init__(self, timeout_seconds: float) -> None:
         self.status: int | None = None
+        # Set just before the first byte of the request is written to a connected socket.
+        self.sending = False
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._expired = False
@@ -143,6 +157,10 @@ class _WatchedHTTPConnection(HTTPConnection):
         _attach(self.sock)  # a kept-alive connection: no connect() this time
         super().request(*args, **kwargs)
 
+    def send(self, data: Any) -> None:
+        _connect_then_note_sending(self)
+        super().send(data)
+
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     response_class = _StatusNotingResponse
@@ -159,6 +177,23 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self.sock)
         super().request(*args, **kwargs)
+
+    def send(self, data: Any) -> None:
+        _connect_then_note_sending(self)
+        super().send(data)
+
+
+def _connect_then_note_sending(connection: HTTPConnection) -> None:
+    """Every byte of a request goes through send(): once connected (and past TLS), bytes may leave.
+
+    http.client connects lazily inside send(); connecting first here keeps a connect or handshake
+    failure on the "nothing sent" side (CONTRACT §10: a connect failure is not unanswered).
+    """
+    if connection.sock is None:
+        connection.connect()
+    exchange = _current_exchange()
+    if exchange is not None:
+        exchange.sending = True
 
 
 def _attach(sock: socket.socket | None) -> None:
@@ -231,7 +266,7 @@ class RefersionClient:
         except Exception as exc:  # whatever the far side's bytes make the HTTP stack raise
             if exchange.status is not None:  # the status line arrived, then the headers failed
                 return _answer(exchange.status, started, detail_cut=True)
-            return self._transport_failure(exc, started)
+            return self._transport_failure(exc, started, sent=exchange.sending)
         excerpt, clean = bytearray(), False
         try:
             _read_excerpt(response, excerpt)
@@ -262,25 +297,28 @@ class RefersionClient:
         if idle_for > self._idle_reset_seconds:
             self._pool.clear()
 
-    def _transport_failure(self, exc: BaseException, started: float) -> HttpAnswer:
+    def _transport_failure(self, exc: BaseException, started: float, *, sent: bool) -> HttpAnswer:
+        """No status line: unanswered if bytes may have left, else nothing was sent (CONTRACT §10)."""
         cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
-        if isinstance(cause, TimeoutError):
-            detail, maybe = f"no answer within {self._timeout_seconds:g} s", True
-        elif isinstance(cause, SSLError):
+        if isinstance(cause, SSLError) and not sent:
             # Nothing was sent: the handshake failed before any byte of the order left.
-            detail, maybe = f"TLS verification failed, nothing sent ({_first_line(cause)})", False
-        elif isinstance(cause, NewConnectionError):
-            detail, maybe = "could not connect", False
+            detail = f"TLS verification failed, nothing sent ({_first_line(cause)})"
+        elif not sent and isinstance(cause, TimeoutError) and not isinstance(cause, NewConnectionError):
+            detail = f"could not connect within {self._timeout_seconds:g} s, nothing sent"
+        elif not sent:
+            detail = "could not connect, nothing sent"
+        elif isinstance(cause, TimeoutError):
+            detail = f"no answer within {self._timeout_seconds:g} s"
         elif isinstance(cause, ProtocolError):
-            detail, maybe = "connection dropped before an answer", True
+            detail = "connection dropped before an answer"
         else:
-            detail, maybe = f"transport error ({type(cause).__name__})", True
+            detail = f"transport error ({type(cause).__name__})"
         return HttpAnswer(
             verdict=HttpVerdict.RETRY,
             status=None,
             latency_ms=_elapsed_ms(started),
             detail=detail,
-            maybe_received=maybe,
+            maybe_received=sent,
         )
 
 

@@ -11,14 +11,16 @@ from botocore.config import Config
 
 from handler.budget import AWS_CONNECT_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_TIMEOUT_SECONDS
 from handler.config import ConfigurationError, Settings
-from handler.credentials import SecretsManagerKeyPairs
+from handler.credentials import KeyPairSource, SecretsManagerKeyPairs
 from handler.delivery import Deliverer
 from handler.idempotency import DynamoDBOrderLedger, NoLedger, OrderLedger
 from handler.observability import logger
+from handler.order_state import OrderStates
+from handler.order_state_dynamodb import DynamoDBOrderStates
 from handler.pacing import NoPacing, RetryPacer, SqsVisibilityPacer
 from handler.quarantine import SqsQuarantine
 from handler.refersion_client import RefersionClient
-from handler.relay import Relay
+from handler.relay import RefundPath, Relay
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,9 +53,13 @@ class _Components:
         self.client = RefersionClient(settings.endpoint, settings.timeout_seconds, settings.max_concurrency)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="relay")
         ledger: OrderLedger = NoLedger()
+        states: OrderStates | None = None
         if settings.idempotency_table_name:
             dynamodb: DynamoDBClient = session.client("dynamodb", config=sdk_config)
             ledger = DynamoDBOrderLedger(dynamodb, settings.idempotency_table_name)
+            states = DynamoDBOrderStates(
+                dynamodb, settings.idempotency_table_name, record_days=settings.order_record_days
+            )
         pacer: RetryPacer = NoPacing()
         if settings.source_queue_url:
             pacer = SqsVisibilityPacer(
@@ -62,6 +68,7 @@ class _Components:
                 settings.retry_base_delay_seconds,
                 settings.retry_max_delay_seconds,
             )
+        self.refunds = _refund_path(settings, self.keys, states)
         self.relay = Relay(
             settings=settings,
             deliverer=Deliverer(self.keys, self.client),
@@ -69,12 +76,26 @@ class _Components:
             ledger=ledger,
             pacer=pacer,
             executor=self.executor,
+            order_states=states,
+            refunds=self.refunds,
         )
 
     def close(self) -> None:
         self.client.close()
+        if self.refunds is not None:
+            self.refunds.close()
         self.keys.clear()
         self.executor.shutdown(wait=False)
+
+
+def _refund_path(settings: Settings, keys: KeyPairSource, states: OrderStates | None) -> RefundPath | None:
+    """CONTRACT §9's path, only when switched on (Settings makes sure the order state is there)."""
+    if not settings.refunds_enabled or states is None:
+        return None
+    # Imported only when refunds are on: a cold start without them does not pay for the module.
+    from handler.refunds import build_refund_relay
+
+    return build_refund_relay(settings, keys, states)
 
 
 _lock = threading.Lock()

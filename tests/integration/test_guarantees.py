@@ -80,10 +80,11 @@ def test_a_rejected_order_can_be_redriven_once_fixed(ledger_env: RelayEnv) -> No
 def test_an_order_in_flight_in_a_killed_invocation_is_delivered_once_after_the_in_progress_window(
     ledger_env: RelayEnv,
 ) -> None:
-    # Given an invocation, in its own process, killed while its post is held by Refersion
-    ledger_env.sandbox.script(Reply(delay=30.0))
+    # Given an invocation, in its own process, killed while its post is held by Refersion (for longer
+    # than the whole test: the held post never completes)
     body = as_eventbridge_body(seed_event())
     window_ms = record_budget_seconds(1.0) * 1000 + 2_000  # just above what one record needs
+    ledger_env.sandbox.script(Reply(delay=window_ms / 1000 + 60.0))
     victim = _start_invocation_in_subprocess(ledger_env, sqs_event(body), remaining_ms=window_ms)
     assert ledger_env.sandbox.wait_for(lambda s: s.in_flight() == 1, timeout=20), "the post never went out"
     os.kill(victim.pid, signal.SIGKILL)

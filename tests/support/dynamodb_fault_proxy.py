@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -18,8 +20,18 @@ THROTTLING_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}'
 )
 INTERNAL_ERROR_BODY = b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"lost"}'
+ACCESS_DENIED_BODY = b'{"__type":"com.amazon.coral.service#AccessDeniedException","message":"denied"}'
 _JSON = [("Content-Type", "application/x-amz-json-1.0")]
 _NOT_FORWARDED = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+
+@dataclass
+class _Rule:
+    """`fault` for the next `count` calls that `matches` (operation, request body) picks out."""
+
+    fault: str
+    count: int
+    matches: Callable[[str, bytes], bool]
 
 
 class DynamoDBFaultProxy:
@@ -28,6 +40,7 @@ class DynamoDBFaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._faults: list[str] = []  # "throttle" or "lose", one per coming call
+        self._rules: list[_Rule] = []
         self.operations: list[str] = []  # X-Amz-Target of every call received, in order
         self.failed: list[str] = []  # the operations that got a fault
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -47,6 +60,12 @@ class DynamoDBFaultProxy:
         with self._lock:
             self._faults = ["lose"] * count
 
+    def fail_matching(self, fault: str, count: int, matches: Callable[[str, bytes], bool]) -> None:
+        """`fault` ("throttle", "lose" or "deny": a 400 AccessDeniedException, not retryable) for the
+        next `count` calls that `matches(operation, body)` picks out (rules are tried in order)."""
+        with self._lock:
+            self._rules.append(_Rule(fault, count, matches))
+
     def __enter__(self) -> DynamoDBFaultProxy:
         self._thread.start()
         return self
@@ -55,9 +74,14 @@ class DynamoDBFaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _next_fault(self, operation: str) -> str | None:
+    def _next_fault(self, operation: str, body: bytes = b"") -> str | None:
         with self._lock:
             self.operations.append(operation)
+            for rule in self._rules:
+                if rule.count > 0 and rule.matches(operation, body):
+                    rule.count -= 1
+                    self.failed.append(operation)
+                    return rule.fault
             if not self._faults:
                 return None
             self.failed.append(operation)
@@ -83,9 +107,12 @@ class DynamoDBFaultProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 operation = self.headers.get("X-Amz-Target", "")
-                fault = proxy._next_fault(operation)
+                fault = proxy._next_fault(operation, body)
                 if fault == "throttle":
                     self._reply(400, _JSON, THROTTLING_BODY)
+                    return
+                if fault == "deny":
+                    self._reply(400, _JSON, ACCESS_DENIED_BODY)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED}
                 status, answer_headers, answer = proxy._forward("POST", self.path, headers, body)

@@ -18,6 +18,7 @@ from handler.order_state import (
     ItemLine,
     LastPost,
     OrderState,
+    RejectedRecord,
     StateChanged,
     StateUnavailable,
     after_plan_call,
@@ -97,6 +98,23 @@ class InMemoryOrderStates:
                 raise StateChanged(order_id, "delivered already with another body", current)
             delivered = Delivered(at, body_digest, tuple(items), currency)
             return self._write(current, delivered=delivered, last_post=LastPost(True, at))
+
+    def mark_post_not_sent(
+        self, order_id: str, began_at: datetime, previous: datetime | None, *, deadline: float | None = None
+    ) -> OrderState:
+        with self._lock:
+            current = self._current(order_id)
+            if current.post_began_at != began_at:
+                raise StateChanged(order_id, "another post began since", current)
+            return self._write(current, post_began_at=previous)
+
+    def mark_rejected(
+        self, order_id: str, rejected: RejectedRecord, *, deadline: float | None = None
+    ) -> OrderState:
+        with self._lock:
+            current = self._current(order_id)
+            kept = sorted({*current.rejected_records, rejected}, key=lambda r: (r.at, r.record_id))
+            return self._write(current, rejected_records=tuple(kept))
 
     def record_cancel(
         self,

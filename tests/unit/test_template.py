@@ -205,7 +205,7 @@ SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:refersion/key
 # gets a new 6-character suffix).
 OTHER_VALUES = {
     "FunctionMemorySize": "1024",
-    "FunctionTimeout": "50",
+    "FunctionTimeout": "55",
     "LogLevel": "DEBUG",
     "EnableSnapStart": "true",
     "EnableRefunds": "true",

@@ -18,15 +18,15 @@ def test_the_budget_covers_two_posts_and_every_aws_call_at_its_botocore_bound() 
     # Given botocore's bounds for one AWS call (connect + read, times the attempts)
     config = _sdk_config(Settings.from_env(_BASE))
     call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
-    # Then the budget is two posts, 9 AWS calls (8 of the record, 1 pacing the batch) and 2 s of slack
-    assert record_budget_seconds(10) == 2 * 10 + 9 * call + 2 == 40
+    # Then the budget is two posts, 12 AWS calls (11 of the record, 1 pacing the batch) and 2 s of slack
+    assert record_budget_seconds(10) == 2 * 10 + 12 * call + 2 == 46
 
 
 def test_a_timeout_whose_budget_cannot_fit_lambdas_maximum_is_refused_naming_the_variable() -> None:
     with pytest.raises(ConfigurationError, match=r"REFERSION_TIMEOUT_SECONDS: .*over Lambda's 900 s maximum"):
-        Settings.from_env({**_BASE, "REFERSION_TIMEOUT_SECONDS": "438"})
-    assert minimum_function_timeout_seconds(437) <= 900
-    assert Settings.from_env({**_BASE, "REFERSION_TIMEOUT_SECONDS": "437"}).timeout_seconds == 437
+        Settings.from_env({**_BASE, "REFERSION_TIMEOUT_SECONDS": "435"})
+    assert minimum_function_timeout_seconds(434) <= 900
+    assert Settings.from_env({**_BASE, "REFERSION_TIMEOUT_SECONDS": "434"}).timeout_seconds == 434
 
 
 def test_an_invocation_shorter_than_the_budget_logs_one_error_naming_what_to_change(
