@@ -570,6 +570,11 @@ ALARMS = {
     "FunctionThrottlesAlarm": ("AWS/Lambda", "Throttles", "RelayFunction"),
     "OrderQueueAgeAlarm": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "OrderQueue"),
     "RetriesAlarm": ("RefersionRelay", "retry", "refersion-relay"),
+    # Issue 13: a throttled or failing AWS dependency is seen before its orders reach the DLQ.
+    "SecretsManagerErrorsAlarm": ("RefersionRelay", "aws_secretsmanager_error", "refersion-relay"),
+    "DynamoDBErrorsAlarm": ("RefersionRelay", "aws_dynamodb_error", "refersion-relay"),
+    "SqsErrorsAlarm": ("RefersionRelay", "aws_sqs_error", "refersion-relay"),
+    "DeliveredNotRecordedAlarm": ("RefersionRelay", "delivered_not_recorded", "refersion-relay"),
 }
 
 
@@ -600,6 +605,41 @@ def test_alarm_watches_the_right_metric(template: dict[str, Any], alarm: str) ->
     assert p["OKActions"] == notify
 
 
+def test_each_dependency_failure_metric_the_relay_counts_has_an_alarm(template: dict[str, Any]) -> None:
+    from handler import observability
+
+    # Given the metric names the relay emits for failed AWS calls (handler.observability)
+    dependencies = (observability.SECRETS_MANAGER, observability.DYNAMODB, observability.SQS)
+    emitted = {f"aws_{dependency}_error" for dependency in dependencies} | {
+        observability.DELIVERED_NOT_RECORDED
+    }
+    env = template["Resources"]["RelayFunction"]["Properties"]["Environment"]["Variables"]
+    # When the template's alarms are read
+    watched = {
+        props(template["Resources"], alarm)["MetricName"]: props(template["Resources"], alarm)
+        for alarm in ALARMS
+    }
+    # Then every one of them is watched in the relay's namespace and service, and pages within minutes
+    for name in emitted:
+        alarm = watched[name]
+        assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+        assert alarm["Statistic"] == "Sum"
+        assert alarm["Period"] * alarm["EvaluationPeriods"] <= 600
+    # And the not-recorded delivery pages on its first count
+    assert watched[observability.DELIVERED_NOT_RECORDED]["EvaluationPeriods"] == 1
+
+
+def test_every_alarm_is_on_the_dashboard(template: dict[str, Any]) -> None:
+    # Given the dashboard's alarm widget
+    [widget] = [w for w in dashboard_widgets(template) if w["type"] == "alarm"]
+    body = props(template["Resources"], "Dashboard")["DashboardBody"]["Fn::Sub"]
+    # Then it lists every unconditional alarm (the optional ones exist only in some stacks)
+    listed = set(re.findall(r"\$\{([A-Za-z0-9]+)\.Arn\}", body))
+    assert set(ALARMS) <= listed
+    assert len(widget["properties"]["alarms"]) == len(ALARMS)
+
+
 def test_alarm_topic_is_optional_and_encrypted(template: dict[str, Any]) -> None:
     resources = template["Resources"]
     assert template["Parameters"]["AlarmEmail"]["Default"] == ""
@@ -622,6 +662,13 @@ REFUND_METRICS = {
     "refund_duplicate",
 }
 
+DEPENDENCY_METRICS = {
+    "aws_secretsmanager_error",
+    "aws_dynamodb_error",
+    "aws_sqs_error",
+    "delivered_not_recorded",
+}
+
 
 def dashboard_widgets(template: dict[str, Any]) -> list[dict[str, Any]]:
     body_template = props(template["Resources"], "Dashboard")["DashboardBody"]["Fn::Sub"]
@@ -636,7 +683,7 @@ def test_dashboard_shows_the_outcome_metrics(template: dict[str, Any]) -> None:
     relay = [m for m in metrics if m[0] == env["POWERTOOLS_METRICS_NAMESPACE"]]
     assert {tuple(m[2:4]) for m in relay} == {("service", env["POWERTOOLS_SERVICE_NAME"])}
     names = {m[1] for m in relay}
-    assert names == OUTCOME_METRICS | REFUND_METRICS | {"delivery_latency"}
+    assert names == OUTCOME_METRICS | REFUND_METRICS | DEPENDENCY_METRICS | {"delivery_latency"}
     latency_stats = {m[4]["stat"] for m in relay if m[1] == "delivery_latency"}
     assert latency_stats == {"p50", "p99"}
     aws_metrics = {(m[0], m[1]) for m in metrics if m[0].startswith("AWS/")}
