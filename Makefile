@@ -7,7 +7,7 @@ PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $
 COMPAT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
 UV_VERSION := 0.13.8
 
-# The four runtime dependencies (SPEC §1); `make lock` turns them into src/requirements.txt with hashes.
+# The four runtime dependencies (CONTRACT §1); `make lock` turns them into src/requirements.txt with hashes.
 RUNTIME_PINS := aws-lambda-powertools==3.37.0 boto3==1.44.8 urllib3==2.8.0 pydantic==2.14.4
 
 UV := .tools/bin/uv

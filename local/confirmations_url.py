@@ -1,4 +1,4 @@
-"""A local stand-in for the receiver's Lambda Function URL (SPEC §10), for local runs and tests.
+"""A local stand-in for the receiver's Lambda Function URL (CONTRACT §10), for local runs and tests.
 
 Each HTTP request to 127.0.0.1 becomes a payload-format-2.0 event passed to
 ``handler.confirmations.lambda_handler``, and its answer becomes the HTTP response, as a Function URL

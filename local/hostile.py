@@ -1,7 +1,7 @@
 """A hostile stand-in for Refersion: a raw-socket HTTP server that answers exactly the bytes it is told to.
 
 Where `local.sandbox` behaves like Refersion, this one misbehaves on purpose, so tests can check that
-every answer, however broken, ends in its right outcome (SPEC §5): bodies shorter than their
+every answer, however broken, ends in its right outcome (CONTRACT §5): bodies shorter than their
 Content-Length, answers trickled a few bytes at a time, garbage that is not HTTP, huge headers, odd
 status lines, connections closed before or after the status line. Standard library only.
 

@@ -16,11 +16,11 @@ By hand (serves until Ctrl-C)::
 
     python -m local.sandbox --port 8080 --public-key pub --secret-key sec
 
-Normal behaviour follows Refersion's documented contract (SPEC §5 and the seed document): 401 for a
+Normal behaviour follows Refersion's documented contract (CONTRACT §5 and the seed document): 401 for a
 missing or wrong key pair, 400 naming the field for a missing ``cart_id``/``order_id``/``currency_code``
 or a malformed ``items`` entry, otherwise 200 and the order is recorded as accepted.
 
-The cancel (SPEC §9) checks the same key pair (401 ``{"error": "Invalid API credentials (error 2)."}``)
+The cancel (CONTRACT §9) checks the same key pair (401 ``{"error": "Invalid API credentials (error 2)."}``)
 and the body ``{"order_id": str, "items": [{"sku": str, "price": number, "quantity": int >= 1}]}`` (400
 naming the problem; 429 for more than 50 items); then 422 ``{"errors": ["Invalid order ID (error 5)"]}``
 when no paid order with that id was accepted, or it was accepted less than ``processing_delay`` seconds

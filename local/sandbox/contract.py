@@ -1,5 +1,5 @@
-"""Refersion's documented contract for ``POST /tracker/orders/paid`` (SPEC §5): key pair, then body;
-and for ``POST /v2/conversion/cancel`` (SPEC §9): key pair, then body (``check_cancel``).
+"""Refersion's documented contract for ``POST /tracker/orders/paid`` (CONTRACT §5): key pair, then body;
+and for ``POST /v2/conversion/cancel`` (CONTRACT §9): key pair, then body (``check_cancel``).
 
 401 for a missing or wrong key pair, 400 naming the field for a missing ``cart_id``/``order_id``/
 ``currency_code`` or a malformed ``items`` entry, otherwise 200. Pure functions: no sockets, no state.
@@ -307,7 +307,7 @@ def _cancel_body(body: bytes) -> Outcome | CancelRequest:
 def check_cancel(
     method: str, headers: Mapping[str, str], body: bytes, keys: tuple[str, str]
 ) -> Outcome | CancelRequest:
-    """Refersion's documented checks of a cancel, in order: method, key pair, body (SPEC §9).
+    """Refersion's documented checks of a cancel, in order: method, key pair, body (CONTRACT §9).
 
     Whether Refersion has a conversion for the order is the sandbox's state, decided by the caller.
     """

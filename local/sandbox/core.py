@@ -53,7 +53,7 @@ class RefersionSandbox:
         self._keys = (public_key, secret_key)
         self._latency = self._check_seconds(latency)
         # How long after a paid order is accepted a cancel of it still gets 422 (Refersion processes
-        # orders asynchronously, SPEC §9).
+        # orders asynchronously, CONTRACT §9).
         self._processing_delay = self._check_seconds(processing_delay)
         self._script: deque[Reply] = deque()
         self._script_for: dict[str, deque[Reply]] = {}

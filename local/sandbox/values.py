@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 PATH: Final = "/tracker/orders/paid"
-# Refersion's REST API (SPEC §9): the sandbox serves it under this prefix; ``api_url`` ends with it.
+# Refersion's REST API (CONTRACT §9): the sandbox serves it under this prefix; ``api_url`` ends with it.
 API_PREFIX: Final = "/v2"
 CANCEL_PATH: Final = API_PREFIX + "/conversion/cancel"
 CONTROL_PREFIX: Final = "/_sandbox/"

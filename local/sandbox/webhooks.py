@@ -1,4 +1,4 @@
-"""Refersion's outbound conversion webhooks, imitated by the sandbox (SPEC §10).
+"""Refersion's outbound conversion webhooks, imitated by the sandbox (CONTRACT §10).
 
 Refersion announces a conversion only for an order an affiliate referred. Here a cart is "referred" once
 a click was recorded for it (``POST /_sandbox/clicks {"cart_id": ...}`` or ``record_click``). Each paid

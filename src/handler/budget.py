@@ -1,4 +1,4 @@
-"""How long one record may take, and whether an invocation has that long (SPEC §6).
+"""How long one record may take, and whether an invocation has that long (CONTRACT §6).
 
 A record starts only while the invocation has its whole budget left, so that nothing is lost to a
 Lambda timeout. The budget is the worst case of everything one record does, in sequence:
@@ -8,17 +8,17 @@ Lambda timeout. The budget is the worst case of everything one record does, in s
            + 12 x AWS_CALL_SECONDS (2 s)            11 AWS calls of the record:
                                                       2 Secrets Manager (read, refresh after 401/403)
                                                       2 DynamoDB Powertools idempotency (lock, done/forget)
-                                                      6 DynamoDB order state (SPEC §11): seen (a read), the
+                                                      6 DynamoDB order state (CONTRACT §11): seen (a read),
                                                         post-began mark before each of the 2 posts, the
                                                         write after the post, a confirmation look-up
-                                                        (SPEC §10), a remembered rejection
+                                                        (CONTRACT §10), a remembered rejection
                                                       1 SQS quarantine
                                                     + 1 SQS call that paces the batch's retries once the
                                                     records are done
            + SLACK_SECONDS (2 s)                    mapping, logging, thread hand-offs
            = 2 x REFERSION_TIMEOUT_SECONDS + 26 s   (46 s with the template's 10 s)
 
-A refund (SPEC §9) makes no more calls than that: one cancel call, the same secret reads and
+A refund (CONTRACT §9) makes no more calls than that: one cancel call, the same secret reads and
 quarantine, and order-state reads and writes within the same count. A record that needs more must
 raise AWS_CALLS_PER_RECORD (template.yaml's FunctionTimeout MinValue follows, tests/unit/test_template.py).
 

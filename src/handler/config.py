@@ -20,7 +20,7 @@ from handler.budget import (
 
 DEFAULT_ENDPOINT = "https://inbound-webhooks.refersion.com/tracker/orders/paid"
 DEFAULT_API_URL = "https://api.refersion.com/v2"
-# SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (SPEC §6).
+# SQS keeps a message at most 14 days: an order delivered once must stay remembered that long (CONTRACT §6).
 IDEMPOTENCY_WINDOW_SECONDS = 14 * 24 * 60 * 60
 # ChangeMessageVisibility accepts at most 12 hours.
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60
@@ -47,7 +47,7 @@ _HTTPS_RULE = "must be an https:// URL (plain http:// is accepted only for 127.0
 def checked_endpoint_url(value: str) -> str:
     """The URL unchanged if the HTTP client will contact exactly the host checked here, else ValueError.
 
-    Parsed with urllib3's own parser (SPEC §5): urllib.parse reads some URLs differently (a backslash
+    Parsed with urllib3's own parser (CONTRACT §5): urllib.parse reads some URLs differently (a backslash
     before '@' hides a remote host behind a loopback 'userinfo'), and the host checked must be the host
     that receives the key pair. Anything the two parsers might read differently is refused outright.
     """

@@ -1,4 +1,4 @@
-"""The conversion webhook receiver (SPEC §10): a Lambda Function URL request in, one confirmation stored.
+"""The conversion webhook receiver (CONTRACT §10): a Lambda Function URL request in, one confirmation stored.
 
 Checks, in this order: the method (POST, else 405); the token, the last non-empty segment of the path
 (wrong or missing: 403, empty body, nothing stored); the body's size after base64 decoding (over

@@ -1,4 +1,4 @@
-"""The confirmation webhook's token (SPEC §10): read from Secrets Manager, checked in constant time.
+"""The confirmation webhook's token (CONTRACT §10): read from Secrets Manager, checked in constant time.
 
 The secret's SecretString is the token itself. During a rotation both the AWSCURRENT and the
 AWSPREVIOUS version are accepted, so Refersion keeps being admitted while its webhook URL is updated.

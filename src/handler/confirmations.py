@@ -1,4 +1,4 @@
-"""Lambda entry point of the conversion webhook receiver: `handler.confirmations.lambda_handler` (SPEC §10).
+"""Entry point of the conversion webhook receiver: `handler.confirmations.lambda_handler` (CONTRACT §10).
 
 Behind a Lambda Function URL (payload format 2.0); the logic is in confirmation_receiver.py.
 """

@@ -1,4 +1,4 @@
-"""The Refersion key pair, read from Secrets Manager and cached across invocations (SPEC §4)."""
+"""The Refersion key pair, read from Secrets Manager and cached across invocations (CONTRACT §4)."""
 
 from __future__ import annotations
 

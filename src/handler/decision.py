@@ -57,7 +57,7 @@ def decide(
     inbound: InboundRecord, consent_category: str, *, refunds: bool = False
 ) -> NotPosted | RefersionOrder | RefundRequest:
     """The order to post, the refund to hand on (only with `refunds`), or the outcome the record ends with
-    instead (SPEC §2, §3, §5; §9). Refunds are dropped like any other event unless `refunds` is set."""
+    instead (CONTRACT §2, §3, §5; §9). Refunds are dropped like any other event unless `refunds` is set."""
     try:
         event = datafly_event_of(inbound)
         kind = classify_event(event)

@@ -61,7 +61,7 @@ class Deliverer:
     def _retry_with_fresh_keys(
         self, post: Callable[[bytes, KeyPair], HttpAnswer], body: bytes, stale: KeyPair, refused: HttpAnswer
     ) -> tuple[HttpAnswer, int]:
-        # Keys rotated in Secrets Manager take effect without a redeploy (SPEC §4).
+        # Keys rotated in Secrets Manager take effect without a redeploy (CONTRACT §4).
         try:
             fresh = self._keys.refresh(stale)
         except CredentialsError as exc:
@@ -98,7 +98,7 @@ def _delivery_from(answer: HttpAnswer, attempts: int) -> Delivery:
             attempts=attempts,
         )
     if answer.verdict is HttpVerdict.REJECTED:
-        # Masked before it is cut, and never cut into a piece of an address (SPEC §7).
+        # Masked before it is cut, and never cut into a piece of an address (CONTRACT §7).
         excerpt = scrub_excerpt(answer.detail, _EXCERPT_CHARS, cut=answer.detail_cut)
         reason = f"Refersion answered {answer.status}: {excerpt}".rstrip(": ")
         return Delivery(Outcome.REJECTED, reason=reason, answer=answer, attempts=attempts)

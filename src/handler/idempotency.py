@@ -1,4 +1,4 @@
-"""Each order credited once: Powertools idempotency on DynamoDB, keyed on the order id (SPEC §6)."""
+"""Each order credited once: Powertools idempotency on DynamoDB, keyed on the order id (CONTRACT §6)."""
 
 from __future__ import annotations
 

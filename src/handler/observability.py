@@ -1,4 +1,4 @@
-"""Logger and metrics (Powertools), and the one outcome line and counter each record gets (SPEC §7)."""
+"""Logger and metrics (Powertools), and the one outcome line and counter each record gets (CONTRACT §7)."""
 
 from __future__ import annotations
 

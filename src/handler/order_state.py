@@ -1,4 +1,4 @@
-"""The relay's memory of each order (SPEC §11): seen, being posted, answered, delivered, cancelled.
+"""The relay's memory of each order (CONTRACT §11): seen, being posted, answered, delivered, cancelled.
 
 This module holds the typed state, the port the relay talks to (`OrderStates`) and the pure rules on
 them (keys, time format, merging lines). `order_state_dynamodb.py` keeps the state in the idempotency
@@ -119,8 +119,8 @@ class OrderState:
     delivered: Delivered | None = None
     cancelled: tuple[ItemLine, ...] = ()
     refund_keys: frozenset[str] = frozenset()
-    # A refund's cancel calls being worked through (SPEC §9): mapping's plan as it was stored, the index
-    # of its next call, and when that call began if no answer has been recorded since (SPEC §11's mark,
+    # A refund's cancel calls being worked through (CONTRACT §9): mapping's plan as it was stored, the index
+    # of its next call, and when that call began if no answer has been recorded since (CONTRACT §11's mark,
     # written before the call so that a killed or unanswered call is known to the next attempt).
     cancel_plan: CancelPlan | None = None
     cancel_next_call: int = 0
@@ -135,7 +135,7 @@ class OrderState:
 
     @property
     def post_in_doubt(self) -> bool:
-        """A post began and no answer followed (killed mid-post), or it ended unanswered (SPEC §10)."""
+        """A post began and no answer followed (killed mid-post), or it ended unanswered (CONTRACT §10)."""
         if self.delivered is not None or self.post_began_at is None:
             return False
         if self.last_post is None or self.last_post.at < self.post_began_at:
@@ -156,7 +156,7 @@ class OrderState:
 
 @dataclass(frozen=True)
 class Confirmation:
-    """Refersion's announcement of a conversion (SPEC §10): no customer data."""
+    """Refersion's announcement of a conversion (CONTRACT §10): no customer data."""
 
     conversion_id: str
     order_id: str

@@ -1,4 +1,4 @@
-"""The order-state store on the idempotency table (SPEC §11), with writes that cannot undo each other.
+"""The order-state store on the idempotency table (CONTRACT §11), with writes that cannot undo each other.
 
 Each transition is one UpdateItem that SETs or ADDs only the attributes it is about, under a condition
 where a race matters; a lost condition raises StateChanged with the state the store found (read from
@@ -251,7 +251,7 @@ class DynamoDBOrderStates:
         entry = {":rejected": {"SS": [rejected_text(rejected)]}}
         return self._update(order_id, "", entry, deadline, adds="#rejected_records :rejected")
 
-    # Refunds (SPEC §9): conditional on the version the caller decided on
+    # Refunds (CONTRACT §9): conditional on the version the caller decided on
 
     def record_cancel(
         self,
@@ -308,7 +308,7 @@ class DynamoDBOrderStates:
     def drop_cancel_plan(self, state: OrderState, *, deadline: float | None = None) -> OrderState:
         return self._versioned(state, "", {}, deadline, removes="#cancel_plan")
 
-    # Confirmations (SPEC §10)
+    # Confirmations (CONTRACT §10)
 
     def put_confirmation(self, confirmation: Confirmation, *, deadline: float | None = None) -> bool:
         """Store a conversion once (a repeat is not an error) and link it to its order; True if new.

@@ -1,4 +1,4 @@
-"""The outcome table of SPEC §5: what each record ends as, and how an HTTP answer is classified."""
+"""The outcome table of CONTRACT §5: what each record ends as, and how an HTTP answer is classified."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ _RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 
 def classify_status(status: int) -> HttpVerdict:
-    """SPEC §5: 2xx delivered; 401/403 keys; 408/425/429/5xx retry; every other 4xx rejected."""
+    """CONTRACT §5: 2xx delivered; 401/403 keys; 408/425/429/5xx retry; every other 4xx rejected."""
     if 200 <= status < 300:
         return HttpVerdict.DELIVERED
     if status in (401, 403):

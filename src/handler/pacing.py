@@ -43,7 +43,7 @@ class SqsVisibilityPacer:
         return retry_delay_seconds(inbound.receive_count, self._base, self._max, asked)
 
     def pace(self, retries: Sequence[tuple[InboundRecord, RecordResult]]) -> None:
-        # Pacing is a courtesy: nothing it does may fail the batch response (SPEC §6).
+        # Pacing is a courtesy: nothing it does may fail the batch response (CONTRACT §6).
         try:
             self._pace(retries)
         except Exception as exc:

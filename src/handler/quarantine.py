@@ -1,4 +1,4 @@
-"""Quarantine of invalid and rejected records on the dead-letter queue (SPEC §6).
+"""Quarantine of invalid and rejected records on the dead-letter queue (CONTRACT §6).
 
 What is sent is always sendable, whatever the record holds: every attribute value is limited in
 length and escaped to the characters SQS accepts (handler.sqs_text), and the body, unchanged for

@@ -1,4 +1,4 @@
-"""Reconciliation report (SPEC §10): what the relay delivered against what Refersion confirmed.
+"""Reconciliation report (CONTRACT §10): what the relay delivered against what Refersion confirmed.
 
     python -m handler.reconcile --from 2026-11-01 --to 2026-11-30 [--table NAME] [--grace-days 1] [--json]
 

@@ -1,4 +1,4 @@
-"""The urllib3 client that posts an order to Refersion (SPEC §5)."""
+"""The urllib3 client that posts an order to Refersion (CONTRACT §5)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _DRAIN_CHUNK = 64 * 1024
 # NAT gateways forget idle flows after 350 s without telling either end; a pooled connection idle for
 # longer would swallow the next request. Drop the pool's connections before that can happen.
 IDLE_RESET_SECONDS = 300.0
-# SQS cannot hide a message longer than 12 h: a longer Retry-After means nothing more (SPEC §5).
+# SQS cannot hide a message longer than 12 h: a longer Retry-After means nothing more (CONTRACT §5).
 MAX_RETRY_AFTER_SECONDS = 12 * 60 * 60
 _ASCII_SECONDS = re.compile(r"[0-9]+", re.ASCII)
 
@@ -66,7 +66,7 @@ class _Exchange:
     Why a watchdog: urllib3's read timeout applies to each recv, so a server trickling a byte at a time
     could hold a post for ever. At the deadline the watchdog shuts the socket down, which makes the
     blocked read (status line, headers or body) return at once; the status line, if it arrived before,
-    still decides the outcome (SPEC §5). One short-lived timer thread per post: negligible next to a
+    still decides the outcome (CONTRACT §5). One short-lived timer thread per post: negligible next to a
     network round trip, and simpler than a shared scheduler.
     """
 
@@ -126,7 +126,7 @@ def _current_exchange() -> _Exchange | None:
 
 class _StatusNotingResponse(http.client.HTTPResponse):
     """Remembers the final status code as soon as the status line is read, before the headers: if they
-    then fail (cut, too many, too long), the status that arrived still decides (SPEC §5).
+    then fail (cut, too many, too long), the status that arrived still decides (CONTRACT §5).
 
     The pool is a plain PoolManager (no proxy tunnel), so the only status line read is Refersion's.
     """
@@ -354,7 +354,7 @@ def _drain(response: urllib3.BaseHTTPResponse) -> None:
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as ASCII integer seconds or an HTTP date, capped at 12 h; anything else is None.
 
-    Read defensively (SPEC §5): it never raises and never returns more than MAX_RETRY_AFTER_SECONDS.
+    Read defensively (CONTRACT §5): it never raises and never returns more than MAX_RETRY_AFTER_SECONDS.
     """
     if not value:
         return None

@@ -1,6 +1,6 @@
-"""Refunds and cancellations (SPEC §9): each attempt of a refund record makes at most one cancel call.
+"""Refunds and cancellations (CONTRACT §9): each attempt of a refund record makes at most one cancel call.
 
-The order state (SPEC §11) decides what is cancelled: a refund waits for an order seen but not delivered,
+The order state (CONTRACT §11) decides what is cancelled: a refund waits for an order seen but not delivered,
 and for an order never seen until REFUND_WAIT_MINUTES after it was sent; a delivered order is planned by
 mapping.plan_refund against what is left of it. The plan is stored with a mark before its call is sent
 (`mark_cancel_began`), so that one refund at a time works on an order, a plan over 50 items is worked
@@ -41,7 +41,7 @@ from mapping import (
 )
 
 CANCEL_PATH = "/conversion/cancel"
-# Counted besides the outcome (SPEC §9: "counted in a metric of its own"; SPEC §10/§11's unanswered call).
+# Counted besides the outcome (CONTRACT §9: a 422 skipped; a cancel call sent again after going unanswered).
 REFUND_SKIPPED_NO_CONVERSION = "refund_skipped_no_conversion"
 REFUND_UNANSWERED_RESENT = "refund_unanswered_resent"
 # How many times a refund is planned again after losing a conditional write to a concurrent one.
@@ -82,7 +82,7 @@ class _NotRecorded(Exception):
 
 
 class RefundRelay:
-    """One refund record to one outcome (SPEC §9), with at most one cancel call per attempt."""
+    """One refund record to one outcome (CONTRACT §9), with at most one cancel call per attempt."""
 
     def __init__(
         self,
@@ -248,7 +248,7 @@ class RefundRelay:
             self._settle(began, self._states.drop_cancel_plan, deadline)
             return answered.result(Outcome.REJECTED, delivery.reason)
         if answer is not None and answer.status is None and answer.maybe_received:
-            # The mark stays: the next attempt knows this call may have been applied (SPEC §11).
+            # The mark stays: the next attempt knows this call may have been applied (CONTRACT §11).
             reason = (
                 f"{delivery.reason}: Refersion may have applied this cancel; the next attempt sends it again"
             )
@@ -326,7 +326,7 @@ class _Answered:
 
 
 def view_of(state: OrderState) -> OrderView:
-    """The planner's view of a delivered order (SPEC §11's items as sent, what was cancelled, keys)."""
+    """The planner's view of a delivered order (CONTRACT §11's items as sent, what was cancelled, keys)."""
     if state.delivered is None:
         raise ValueError("only a delivered order has a view")
     return OrderView(

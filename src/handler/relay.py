@@ -41,7 +41,7 @@ class RetryLater(Exception):
 @dataclass(frozen=True)
 class Deadline:
     """The one place of the record budget: records start only while the invocation has time to finish
-    them (SPEC §6), and a started record's writes after its post are retried until its own deadline."""
+    them (CONTRACT §6), and a started record's writes after its post are retried until its own deadline."""
 
     context: LambdaContext
     budget_ms: float
@@ -112,7 +112,7 @@ class Relay:
         inbound = InboundRecord.from_eventbridge(event)
         result = self.relay_record(inbound, deadline)
         if result.outcome.comes_back:
-            # Lambda's asynchronous retries and the on-failure destination take over (SPEC §6).
+            # Lambda's asynchronous retries and the on-failure destination take over (CONTRACT §6).
             raise RetryLater(f"event {inbound.record_id}: {result.reason}")
         return {"outcome": result.outcome.value, "order_id": result.order_id}
 

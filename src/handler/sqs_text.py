@@ -1,4 +1,4 @@
-"""Text that SQS accepts, in a message body or a message attribute (SPEC §6).
+"""Text that SQS accepts, in a message body or a message attribute (CONTRACT §6).
 
 SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF (its documented
 character set); a message with anything else is refused whole. Checked here rather than left to the

@@ -1,4 +1,4 @@
-"""The three trigger shapes of SPEC §2, reduced to one kind of inbound record."""
+"""The three trigger shapes of CONTRACT §2, reduced to one kind of inbound record."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class InboundRecord:
     def from_eventbridge(cls, event: dict[str, Any]) -> InboundRecord:
         record_id = sendable_text(str(event.get("id", "")))
         try:
-            # UTF-8 text as EventBridge sent it (sizes are counted in UTF-8 bytes, SPEC §6), with only the
+            # UTF-8 text as EventBridge sent it (sizes are counted in UTF-8 bytes, CONTRACT §6), with only the
             # characters SQS cannot carry escaped the JSON way, so the quarantined copy reads back equal.
             raw_body = sendable_text(json.dumps(event, ensure_ascii=False))
         except (RecursionError, ValueError, TypeError):

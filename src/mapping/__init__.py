@@ -1,5 +1,5 @@
 """Pure domain of the relay: Datafly Order Completed event -> Refersion paid-order body,
-and refund/cancellation events -> Refersion cancel calls (SPEC §9).
+and refund/cancellation events -> Refersion cancel calls (CONTRACT §9).
 
 No AWS, no network, no environment, no logging: values in, values (or InvalidEvent) out.
 """

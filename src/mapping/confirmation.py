@@ -1,4 +1,4 @@
-"""Refersion's conversion webhook (SPEC §10), the part of it the relay reads. Pure: no AWS, no env.
+"""Refersion's conversion webhook (CONTRACT §10), the part of it the relay reads. Pure: no AWS, no env.
 
 Refersion posts one JSON object per conversion to the merchant's webhook URL, for example::
 

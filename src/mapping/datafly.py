@@ -1,4 +1,4 @@
-"""The Datafly Signal event (SPEC §2): which events are orders, and the shape of an order event.
+"""The Datafly Signal event (CONTRACT §2): which events are orders, and the shape of an order event.
 
 The models read only what the mapping uses; every other field of the event is ignored.
 """
@@ -31,13 +31,13 @@ from mapping.fields import (
 
 class EventKind(enum.StrEnum):
     ORDER_COMPLETED = "order_completed"
-    ORDER_REFUNDED = "order_refunded"  # SPEC §9: takes the commission back
-    ORDER_CANCELLED = "order_cancelled"  # SPEC §9: Order Cancelled or Order Canceled, same effect
+    ORDER_REFUNDED = "order_refunded"  # CONTRACT §9: takes the commission back
+    ORDER_CANCELLED = "order_cancelled"  # CONTRACT §9: Order Cancelled or Order Canceled, same effect
     OTHER = "other"  # a Datafly event the relay does not act on: it drops it
 
     @property
     def is_refund(self) -> bool:
-        """A refund or a cancellation (SPEC §9): both cancel delivered items the same way."""
+        """A refund or a cancellation (CONTRACT §9): both cancel delivered items the same way."""
         return self in (EventKind.ORDER_REFUNDED, EventKind.ORDER_CANCELLED)
 
 
@@ -54,7 +54,7 @@ _KIND_OF_NAME: dict[str, EventKind] = {
 
 
 def classify_event(event: object) -> EventKind:
-    """Tell which Datafly event this is (SPEC §2, §9); refuse what is not a Datafly event at all.
+    """Tell which Datafly event this is (CONTRACT §2, §9); refuse what is not a Datafly event at all.
 
     Ask `kind is EventKind.ORDER_COMPLETED` for "is this an order to post": refunds are kinds of
     their own, and every name the relay does not act on is OTHER.

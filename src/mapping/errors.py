@@ -1,4 +1,4 @@
-"""Why an event cannot be delivered, in words an operator can act on (SPEC §5 "invalid")."""
+"""Why an event cannot be delivered, in words an operator can act on (CONTRACT §5 "invalid")."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _MAX_SHOWN_INT = 10**_MAX_SHOWN_CHARS
 
 
 class InvalidEvent(Exception):
-    """The event breaks the contract of SPEC §2-3. `reasons` lists every problem found."""
+    """The event breaks the contract of CONTRACT §2-3. `reasons` lists every problem found."""
 
     reasons: tuple[str, ...]
 
@@ -66,7 +66,7 @@ def problem(words: str) -> PydanticCustomError:
     return PydanticCustomError("relay_rule", "{words}", {"words": words})
 
 
-# Pydantic's structural errors, said the way SPEC readers think of JSON.
+# Pydantic's structural errors, said the way CONTRACT readers think of JSON.
 _EXPECTED_TYPE = {
     "model_type": "an object",
     "model_attributes_type": "an object",
@@ -79,7 +79,7 @@ _EXPECTED_TYPE = {
 
 
 def reasons_from(error: ValidationError) -> tuple[str, ...]:
-    """Turn a pydantic ValidationError into SPEC-worded "<path>: <problem>" lines."""
+    """Turn a pydantic ValidationError into CONTRACT-worded "<path>: <problem>" lines."""
     details = error.errors(include_url=False, include_context=True, include_input=True)
     return tuple(dict.fromkeys(f"{path_of(detail['loc'])}: {_words(detail)}" for detail in details))
 

@@ -1,4 +1,4 @@
-"""Value rules of SPEC §3: money, quantities, identifiers, currency codes, coupons.
+"""Value rules of CONTRACT §3: money, quantities, identifiers, currency codes, coupons.
 
 Each parser takes a raw JSON value and returns the clean value, or raises a pydantic custom
 error whose message is the reason text. They are wired into the Datafly models as validators,
@@ -37,7 +37,7 @@ NO_SKU = object()
 
 
 def amount(value: object) -> Decimal:
-    """A money amount (SPEC §3). The rules, in full:
+    """A money amount (CONTRACT §3). The rules, in full:
 
     1. Form: a JSON number, or a string holding a plain decimal number: ASCII digits with an optional
        fractional part ("5.50", "007.10"); blanks around it are ignored. Nothing else: no exponent,

@@ -1,4 +1,4 @@
-"""Order Completed event -> Refersion paid-order body (SPEC §3)."""
+"""Order Completed event -> Refersion paid-order body (CONTRACT §3)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _customer_from(context: EventContext | None) -> dict[str, str | None] | None
 
 
 def _usable_email(email: str | None) -> str | None:
-    # A hashed email cannot be read by Refersion, so it is not sent at all (SPEC §3).
+    # A hashed email cannot be read by Refersion, so it is not sent at all (CONTRACT §3).
     if not email or is_sha256_hex(email):
         return None
     return email

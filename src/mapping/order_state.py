@@ -1,4 +1,4 @@
-"""What the relay knows about a delivered order, as far as refunds need it (the SPEC §11 subset of §9).
+"""What the relay knows about a delivered order, as far as refunds need it (the CONTRACT §11 subset of §9).
 
 The items as sent (sku, unit price as delivered, quantity), the order's currency, what has been
 cancelled so far (by sku and price) and the refund keys already applied. No customer data.

@@ -1,4 +1,4 @@
-"""Consent and personal data (SPEC §7): when not to send, and how to log what was sent."""
+"""Consent and personal data (CONTRACT §7): when not to send, and how to log what was sent."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _MASK = "***"
 def consent_denied(event: Mapping[str, Any], category: str) -> bool:
     """True only when context.consent.<category> (or its .canonical twin) explicitly says no.
 
-    No consent data, or a value we do not understand, means deliver (SPEC §7).
+    No consent data, or a value we do not understand, means deliver (CONTRACT §7).
     """
     context = event.get("context") if isinstance(event, Mapping) else None
     consent = context.get("consent") if isinstance(context, Mapping) else None

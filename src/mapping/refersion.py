@@ -58,7 +58,7 @@ class RefersionOrder(_Body):
     @field_validator("customer")
     @classmethod
     def _drop_empty_customer(cls, customer: RefersionCustomer | None) -> RefersionCustomer | None:
-        # SPEC §3: a customer with no fields is left out, not sent as {}.
+        # CONTRACT §3: a customer with no fields is left out, not sent as {}.
         return None if customer is None or customer.is_empty() else customer
 
     def to_json_bytes(self) -> bytes:
@@ -70,7 +70,7 @@ class RefersionOrder(_Body):
         return _json_text(self.model_dump(mode="python", exclude_none=True)).encode()
 
     def to_log_dict(self) -> dict[str, Any]:
-        """The body as JSON-able values, with the customer's email and IP masked (SPEC §7)."""
+        """The body as JSON-able values, with the customer's email and IP masked (CONTRACT §7)."""
         body: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
         customer = body.get("customer")
         if customer:

@@ -1,4 +1,4 @@
-"""The Datafly Order Refunded / Order Cancelled event (SPEC §9), and the keys that make it apply once.
+"""The Datafly Order Refunded / Order Cancelled event (CONTRACT §9), and the keys that make it apply once.
 
 Only what a cancellation needs is read: the order id, the optional refund id, currency and lines,
 and the Datafly messageId. No customer data is read, so none can leak from here.
@@ -185,7 +185,7 @@ class RefundKeys:
       "5.50" are one, sorted; a line with no price differs from one with a price), or
       "everything" for a full refund.
 
-    The rule (SPEC §9 "Once"): a refund with a messageId or a refund_id is a duplicate when either
+    The rule (CONTRACT §9 "Once"): a refund with a messageId or a refund_id is a duplicate when either
     of those keys was already applied; a refund with neither is a duplicate when its content key
     was (whichever refund recorded it). When a refund is applied, all of its keys are recorded.
     """

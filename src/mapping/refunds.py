@@ -1,4 +1,4 @@
-"""Refunds and cancellations (SPEC §9): which Refersion cancel calls a refund event needs.
+"""Refunds and cancellations (CONTRACT §9): which Refersion cancel calls a refund event needs.
 
 `plan_refund` takes a parsed refund event and the view of the delivered order and returns a
 CancelPlan (the calls to make, at most 50 items each), a RefundDuplicate or a RefundSkipped
@@ -111,7 +111,7 @@ RefundVerdict = CancelPlan | RefundDuplicate | RefundSkipped
 def plan_refund(
     refund: RefundEvent, view: OrderView | None, *, applied_keys: Collection[str] = ()
 ) -> RefundVerdict:
-    """Decide what a refund event cancels (SPEC §9); raise InvalidEvent with every reason it cannot.
+    """Decide what a refund event cancels (CONTRACT §9); raise InvalidEvent with every reason it cannot.
 
     `view` is the delivered order, or None for an order the relay has never seen once the wait is
     over: then a full refund is skipped, and one with products is sent as given (prices required).

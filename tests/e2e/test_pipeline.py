@@ -1,5 +1,5 @@
 """The relay as deployed, end to end on the local topology: bus -> rule -> queue -> poller -> handler ->
-Refersion sandbox, with the dead-letter queue and the idempotency table (SPEC §2, §5, §6)."""
+Refersion sandbox, with the dead-letter queue and the idempotency table (CONTRACT §2, §5, §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The conversion webhook receiver (SPEC §10) end to end on a moto server: the real entry point, a real
+"""The conversion webhook receiver (CONTRACT §10) end to end on a moto server: the real entry point, a real
 Secrets Manager secret (rotated with put_secret_value), DynamoDB storage once per conversion id."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §6 guarantees: each order credited once (idempotency on the order id), none lost, retries paced."""
+"""CONTRACT §6 guarantees: each order credited once (idempotency on its id), none lost, retries paced."""
 
 from __future__ import annotations
 

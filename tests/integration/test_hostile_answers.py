@@ -1,4 +1,4 @@
-"""Whatever Refersion answers, each record ends in its right outcome (SPEC §5, §6): the real handler posts
+"""Whatever Refersion answers, each record ends in its right outcome (CONTRACT §5, §6): the real handler posts
 over real HTTP to a raw-socket server (local/hostile.py) that cuts, trickles and garbles its answers."""
 
 from __future__ import annotations

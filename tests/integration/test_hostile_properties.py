@@ -1,4 +1,4 @@
-"""Generated answers from a hostile Refersion, through the real handler (SPEC §5, §6): whatever comes back,
+"""Generated answers from a hostile Refersion, through the real handler (CONTRACT §5-§6): whatever comes back,
 each record ends in exactly one outcome, a 2xx status line is never retried, the handler never raises,
 and one record's answer never fails the other records of its batch."""
 
@@ -76,7 +76,7 @@ def status_of(answer: Answer) -> int:
 
 
 def expected_outcome(answer: Answer) -> str:
-    """SPEC §5's table, applied to the status line if it arrived."""
+    """CONTRACT §5's table, applied to the status line if it arrived."""
     if not status_line_arrived(answer):
         return "retry"
     status = status_of(answer)

@@ -1,4 +1,4 @@
-"""Whatever a record holds, it ends in exactly one outcome on its own (SPEC §6): through the real
+"""Whatever a record holds, it ends in exactly one outcome on its own (CONTRACT §6): through the real
 handler, boto3 to a moto server over HTTP, urllib3 to the Refersion sandbox."""
 
 from __future__ import annotations

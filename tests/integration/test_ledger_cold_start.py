@@ -1,4 +1,4 @@
-"""The idempotency ledger is fully configured before concurrent first records use it (SPEC §6)."""
+"""The idempotency ledger is fully configured before concurrent first records use it (CONTRACT §6)."""
 
 from __future__ import annotations
 

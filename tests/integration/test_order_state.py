@@ -1,4 +1,4 @@
-"""SPEC §11 order state: each transition, conditional conflicts, keys, TTL, exact decimals, write retries.
+"""CONTRACT §11 order state: each transition, conditional conflicts, keys, TTL, exact decimals, write retries.
 
 The transition tests run against the DynamoDB store (moto server over HTTP) and the in-memory fake
 alike, so that the fake the relay's unit tests use cannot drift from the real store.

@@ -1,4 +1,4 @@
-"""SPEC §11 order state on DynamoDB itself: keys, TTL, and the write retries against real HTTP faults.
+"""CONTRACT §11 order state on DynamoDB itself: keys, TTL, and the write retries against real HTTP faults.
 
 The transitions are tested on both stores in test_order_state.py; these need the real table or wire.
 """

@@ -1,4 +1,4 @@
-"""Each row of SPEC §5's outcome table, through the real handler: boto3 to a moto server over HTTP,
+"""Each row of CONTRACT §5's outcome table, through the real handler: boto3 to a moto server over HTTP,
 urllib3 to the Refersion sandbox over HTTP."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §5 transport and §7 consent and privacy, through the real handler."""
+"""CONTRACT §5 transport and §7 consent and privacy, through the real handler."""
 
 from __future__ import annotations
 

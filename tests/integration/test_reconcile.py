@@ -1,4 +1,4 @@
-"""The reconciliation report (SPEC §10) on seeded data, read through the template's indexes on moto."""
+"""The reconciliation report (CONTRACT §10) on seeded data, read through the template's indexes on moto."""
 
 from __future__ import annotations
 

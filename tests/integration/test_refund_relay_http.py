@@ -1,4 +1,4 @@
-"""Refunds over real HTTP (SPEC §9): the refund path against the sandbox's cancel endpoint, with the order
+"""Refunds over real HTTP (CONTRACT §9): the refund path against the sandbox's cancel endpoint, with the order
 state on the idempotency table of a moto server. H9a wires the refund path into the relay; these tests
 build it with `build_refund_relay` the same way, on a fixed clock so that waits can be crossed.
 """
@@ -201,7 +201,7 @@ def test_an_unanswered_cancel_is_sent_again_and_counted(refunds: Refunds) -> Non
     # When the record comes back once the call cannot be in flight any more
     refunds.clock.now = T0 + timedelta(minutes=5)
     again = refunds.refund(refund_event())
-    # Then the cancel was sent again and counted: Refersion subtracted it twice (SPEC §9's known risk)
+    # Then the cancel was sent again and counted: Refersion subtracted it twice (CONTRACT §9's known risk)
     assert again.outcome is Outcome.DELIVERED
     assert again.extra_metrics == (REFUND_UNANSWERED_RESENT,)
     assert len(refunds.env.sandbox.cancels()) == 2

@@ -1,4 +1,4 @@
-"""The sandbox plays Refersion's REST cancel (``POST /v2/conversion/cancel``) as documented (SPEC §9)."""
+"""The sandbox plays Refersion's REST cancel (``POST /v2/conversion/cancel``) as documented (CONTRACT §9)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from tests.support.keys import NEVER_LOGGED
 
 @contextmanager
 def captured_relay_logs(never_logged: Iterable[str] = NEVER_LOGGED) -> Iterator[io.StringIO]:
-    """What the relay's logger writes (JSON lines) while inside; then assert nothing leaked (SPEC §7)."""
+    """What the relay's logger writes (JSON lines) while inside; then assert nothing leaked (CONTRACT §7)."""
     from handler.observability import logger
 
     buffer = io.StringIO()

@@ -1,6 +1,6 @@
 """Static checks on template.yaml and the invocation samples under events/.
 
-They pin the deployment settings that matter (SPEC section 8) so that a careless edit fails here
+They pin the deployment settings that matter (CONTRACT §8) so that a careless edit fails here
 rather than in production. No AWS, no SAM CLI: the template is read with the project's YAML loader
 for CloudFormation's short tags (local/cfn_yaml.py).
 """
@@ -23,7 +23,7 @@ TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 
 ORDER_NAMES = ["Order Completed", "order_completed"]
-# SPEC section 9: the names a refund or cancellation arrives under (any case, spaces or underscores).
+# CONTRACT §9: the names a refund or cancellation arrives under (any case, spaces or underscores).
 REFUND_NAMES = [
     "Order Refunded",
     "order_refunded",
@@ -412,7 +412,7 @@ def forwarded(pattern: Any, name: str) -> bool:
 
 
 def in_every_spelling(names: list[str]) -> list[str]:
-    """Each name in any letter case, with spaces or underscores (SPEC sections 2 and 9)."""
+    """Each name in any letter case, with spaces or underscores (CONTRACT §2 and §9)."""
     spellings: list[str] = []
     for name in names:
         spaced = name.replace("_", " ")
@@ -650,7 +650,7 @@ def test_alarm_topic_is_optional_and_encrypted(template: dict[str, Any]) -> None
 
 
 OUTCOME_METRICS = {"delivered", "retry", "waiting", "rejected", "invalid", "dropped", "skipped", "duplicate"}
-# SPEC section 9: refunds are counted under names of their own; Refersion's "no conversion" apart.
+# CONTRACT §9: refunds are counted under names of their own; Refersion's "no conversion" apart.
 REFUND_METRICS = {
     "refund_delivered",
     "refund_retry",
@@ -708,7 +708,7 @@ def test_refunds_have_a_widget_of_their_own_whether_they_are_on_or_not(template:
 
 
 def test_no_alarm_fires_on_a_normal_wait(resources: dict[str, Any]) -> None:
-    # Waiting is reported for redelivery like a retry, but must not page anyone (SPEC section 9)
+    # Waiting is reported for redelivery like a retry, but must not page anyone (CONTRACT §9)
     watched = {props(resources, a)["MetricName"] for a in ALARMS}
     assert watched.isdisjoint({"waiting", "refund_waiting", "refund_skipped_no_conversion"})
     assert "retry" in watched

@@ -1,4 +1,4 @@
-"""template.yaml's conversion confirmations (SPEC §10) and reconciliation indexes, for both settings of
+"""template.yaml's conversion confirmations (CONTRACT §10) and reconciliation indexes, for both settings of
 EnableConfirmations, read with local/template.py's loader and resolver."""
 
 from __future__ import annotations

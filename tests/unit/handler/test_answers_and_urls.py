@@ -1,5 +1,5 @@
 """What Refersion's answers may contain (Retry-After), what the pacer does with it, and which endpoint URLs
-the relay accepts (SPEC §5): read defensively, never a reason to fail a record or a batch."""
+the relay accepts (CONTRACT §5): read defensively, never a reason to fail a record or a batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The conversion webhook receiver (SPEC §10) with an in-memory store and token source: status codes in
+"""The conversion webhook receiver (CONTRACT §10) with an in-memory store and token source: status codes in
 check order, the token rules (rotation, trailing slash), base64 bodies, one confirmation per conversion."""
 
 from __future__ import annotations

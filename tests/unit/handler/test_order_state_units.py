@@ -1,4 +1,4 @@
-"""Pure rules of the order state (SPEC §11): keys, times, line arithmetic, which store errors are retried."""
+"""Pure rules of the order state (CONTRACT §11): keys, times, line arithmetic, which store errors retry."""
 
 from __future__ import annotations
 

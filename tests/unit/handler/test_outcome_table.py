@@ -1,4 +1,4 @@
-"""How an HTTP answer from Refersion is classified (handler.outcomes, SPEC §5)."""
+"""How an HTTP answer from Refersion is classified (handler.outcomes, CONTRACT §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The refund path (handler.refunds, SPEC §9): each rule, on in-memory fakes and a scripted cancel poster."""
+"""The refund path (handler.refunds, CONTRACT §9): each rule, on in-memory fakes and a scripted poster."""
 
 from __future__ import annotations
 

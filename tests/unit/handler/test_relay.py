@@ -1,4 +1,4 @@
-"""The relay's routing (handler.relay): each record to the one outcome of SPEC §5's table, with fakes.
+"""The relay's routing (handler.relay): each record to the one outcome of CONTRACT §5's table, with fakes.
 
 The ports (keys, poster, quarantine, ledger, pacer) are the in-memory fakes of tests.support.fakes; the
 rest (triggers, decision, mapping, delivery, outcome lines) is the real code. No socket is opened.

@@ -1,4 +1,4 @@
-"""Which events are orders (SPEC §2): Order Completed in any case or snake_case; the rest is dropped."""
+"""Which events are orders (CONTRACT §2): Order Completed in any case or snake_case; the rest is dropped."""
 
 from __future__ import annotations
 

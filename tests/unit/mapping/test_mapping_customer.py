@@ -1,4 +1,4 @@
-"""customer{} of SPEC §3: email (never a hash), names, IP; omitted when empty; no personal data in reasons."""
+"""customer{} (CONTRACT §3): email (never a hash), names, IP; omitted when empty; no PII in reasons."""
 
 from __future__ import annotations
 

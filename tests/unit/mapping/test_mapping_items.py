@@ -1,4 +1,4 @@
-"""Line items of SPEC §3: products[] (or GA4 items[]) -> items[]."""
+"""Line items of CONTRACT §3: products[] (or GA4 items[]) -> items[]."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Order-level fields of SPEC §3: cart_id, order_id, currency, money, coupon, subscription."""
+"""Order-level fields of CONTRACT §3: cart_id, order_id, currency, money, coupon, subscription."""
 
 from __future__ import annotations
 

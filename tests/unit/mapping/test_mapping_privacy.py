@@ -1,4 +1,4 @@
-"""Consent and personal data (SPEC §7)."""
+"""Consent and personal data (CONTRACT §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seed page's example must map exactly (SPEC §3, last rule)."""
+"""The seed page's example must map exactly (CONTRACT §3, last rule)."""
 
 from __future__ import annotations
 

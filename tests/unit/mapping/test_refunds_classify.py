@@ -1,4 +1,4 @@
-"""Which events are refunds (SPEC §9): Order Refunded, Order Cancelled / Canceled, named as orders are."""
+"""Which events are refunds (CONTRACT §9): Order Refunded, Order Cancelled / Canceled, named as orders are."""
 
 from __future__ import annotations
 

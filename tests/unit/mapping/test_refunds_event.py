@@ -1,4 +1,4 @@
-"""The refund event (SPEC §9): what is read, what is refused and why, and the keys that make it apply once."""
+"""The refund event (CONTRACT §9): what is read, what is refused and why, the keys that make it apply once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Planning a refund (SPEC §9): what is cancelled, at which price, in how many calls, and what is refused."""
+"""Planning a refund (CONTRACT §9): what is cancelled, at which price, in how many calls, what is refused."""
 
 from __future__ import annotations
 
@@ -319,7 +319,7 @@ def test_a_refund_with_an_id_is_judged_by_its_id_only_and_one_without_by_content
     with_id = plan_refund(refund("m-2", products=[{"sku": "C", "quantity": 1}]), view)
     without_ids = plan_refund(refund(None, products=[{"sku": "C", "quantity": 1}]), view)
 
-    # Then the first is a new refund, the second a duplicate (SPEC: "the same order and items were")
+    # Then the first is a new refund, the second a duplicate (CONTRACT §9: the same order and the same items)
     assert isinstance(with_id, CancelPlan)
     assert isinstance(without_ids, RefundDuplicate)
 

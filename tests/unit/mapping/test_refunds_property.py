@@ -1,4 +1,4 @@
-"""Refund planning (SPEC §9): never more cancelled than delivered, and a full refund takes the rest."""
+"""Refund planning (CONTRACT §9): never more cancelled than delivered, and a full refund takes the rest."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The delivered-order view refunds are planned against (SPEC §11 subset): built from the body, plain JSON."""
+"""The delivered-order view refunds are planned against (CONTRACT §11, part): from the body, plain JSON."""
 
 from __future__ import annotations
 
