@@ -19,7 +19,7 @@ from urllib3.util import Url, parse_url
 from handler.config import Settings, checked_endpoint_url
 from handler.credentials import KeyPairSource
 from handler.delivery import Deliverer, Delivery
-from handler.observability import logger
+from handler.observability import DYNAMODB, count_dependency_failure, logger
 from handler.order_state import OrderState, OrderStates, StateChanged, StateUnavailable
 from handler.outcomes import Outcome, RecordKind, RecordResult
 from handler.refersion_client import HttpAnswer, RefersionClient
@@ -115,6 +115,7 @@ class RefundRelay:
         try:
             return self._relay(inbound, refund, deadline)
         except StateUnavailable as exc:
+            count_dependency_failure(DYNAMODB, "refund_order_state")
             return _result(inbound, Outcome.RETRY, f"order state unavailable ({exc.cause})", refund.order_id)
 
     def _relay(self, inbound: InboundRecord, refund: RefundEvent, deadline: float) -> RecordResult:
@@ -230,7 +231,10 @@ class RefundRelay:
         answered = _Answered(inbound, plan, index, body, delivery, resent)
         try:
             return self._after_answer(answered, began, deadline)
-        except (_NotRecorded, StateUnavailable) as exc:
+        except StateUnavailable as exc:
+            count_dependency_failure(DYNAMODB, "refund_order_state")
+            return self._not_recorded(answered, exc)
+        except _NotRecorded as exc:
             return self._not_recorded(answered, exc)
 
     def _after_answer(self, answered: _Answered, began: OrderState, deadline: float) -> RecordResult:

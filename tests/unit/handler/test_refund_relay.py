@@ -327,13 +327,17 @@ def test_a_cancel_applied_but_not_recorded_comes_back_and_is_counted_when_sent_a
     assert env.refund(refund_event()).extra_metrics == (REFUND_UNANSWERED_RESENT,)
 
 
-def test_the_order_state_unavailable_brings_the_refund_back(env: Env) -> None:
+def test_the_order_state_unavailable_brings_the_refund_back_and_counts_a_dynamodb_error(env: Env) -> None:
     delivered(env.states)
     env.states.outage = 1
+    metrics.clear_metrics()
     result = env.refund(refund_event())
     assert result.outcome is Outcome.RETRY
     assert "order state unavailable" in result.reason
     assert env.poster.posts == []
+    # the operator's DynamoDB alarm sees it, as for orders
+    assert len(metrics.metric_set["aws_dynamodb_error"]["Value"]) == 1
+    metrics.clear_metrics()
 
 
 # Concurrent refunds of one order
