@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from local import demo_refunds
-from local.demo_confirmations import ConfirmationsDemo
 from local.demo_confirmations import OVERRIDES as CONFIRMATION_OVERRIDES
 from local.demo_confirmations import PARAMETERS as CONFIRMATION_PARAMETERS
+from local.demo_confirmations import ConfirmationsDemo
 from local.demo_rows import FILTERED, QUARANTINED, Row, attach, outcome_lines, relay_logs_to, table
 from local.lambda_shapes import load_event
 from local.poller import EventSourceMapping
@@ -151,7 +151,7 @@ def _run(stack: LocalStack, rows: list[Row], out: TextIO) -> list[str]:
     _print_what_came_out(stack, seed, dead_letters, out)
     ordered = demo_refunds.ordered_quantities(delivered)
     _print_refunds(stack, refunds, ordered, out)
-    print("\n".join(confirming.story()), file=out)
+    print("\n".join(confirming.story(log_buffer.getvalue())), file=out)
     metrics = sum(len(i.metrics) for i in invocations)
     print(
         f"\n{len(invocations)} invocation(s), {len(lines)} outcome log line(s) and {metrics} EMF metric "

@@ -11,6 +11,7 @@ the confirmation and ends it delivered, "confirmed by Refersion", without a seco
 from __future__ import annotations
 
 import copy
+import json
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -80,8 +81,9 @@ class ConfirmationsDemo:
             secretsmanager.delete_secret(SecretId=self._secret_arn, ForceDeleteWithoutRecovery=True)
             self._secret_arn = None
 
-    def story(self) -> list[str]:
-        """What happened to the order, in a few lines (the token never shown)."""
+    def story(self, log_text: str) -> list[str]:
+        """What happened to the order, in a few lines (the token never shown); ``log_text``: the
+        receiver's log lines are among the relay's (one process), each message "confirmation <outcome>"."""
         posts = self._posts()
         sent = [w for w in self._stack.sandbox.webhooks.sent() if w.order_id == ORDER_ID]
         lines = [
@@ -96,9 +98,12 @@ class ConfirmationsDemo:
         for post in posts:
             answered = "no answer: connection dropped" if post.status is None else f"answered {post.status}"
             lines.append(f"  post received by Refersion: accepted={post.accepted}, {answered}")
+        stored = _receiver_outcomes(log_text)
         for webhook in sent:
+            outcome = stored.get(webhook.conversion_id, "no outcome logged")
             lines.append(
-                f"  conversion webhook {webhook.conversion_id} -> the receiver answered {webhook.status}"
+                f"  conversion webhook {webhook.conversion_id} -> the receiver answered {webhook.status} "
+                f"({outcome})"
             )
         lines.append(f"  Refersion received {len(posts)} post(s) for order {ORDER_ID}.")
         return lines
@@ -113,9 +118,23 @@ class ConfirmationsDemo:
             problems.append(f"issue 12: the first attempt was not an unanswered post: {outcomes}")
         if self.row.outcome != "delivered" or CONFIRMED not in self.row.reason:
             problems.append(f"issue 12: order {ORDER_ID} not delivered {CONFIRMED!r}: {self.row.reason}")
-        if [w.status for w in self._stack.sandbox.webhooks.sent()] != [200]:
-            problems.append(f"issue 12: webhooks sent {self._stack.sandbox.webhooks.sent()}, expected one 200")
+        answered = [w.status for w in self._stack.sandbox.webhooks.sent()]
+        if answered != [200]:
+            problems.append(f"issue 12: the receiver answered the webhooks {answered}, expected one 200")
         return problems
 
     def _posts(self) -> Sequence[Any]:
         return [r for r in self._stack.sandbox.received() if r.route == PATH and r.order_id == ORDER_ID]
+
+
+def _receiver_outcomes(log_text: str) -> dict[str, str]:
+    """conversion id -> the receiver's outcome, from its JSON log lines."""
+    outcomes: dict[str, str] = {}
+    for text in log_text.splitlines():
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and str(line.get("message", "")).startswith("confirmation "):
+            outcomes[str(line.get("conversion_id"))] = str(line.get("outcome"))
+    return outcomes

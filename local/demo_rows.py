@@ -1,4 +1,4 @@
-"""The demo's rows: one published event each, matched to the relay's outcome log lines, and shown as a table."""
+"""The demo's rows: one published event each, matched to the relay's outcome log lines, shown as a table."""
 
 from __future__ import annotations
 
