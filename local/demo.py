@@ -1,77 +1,39 @@
 """The relay end to end on a local stack: ``python -m local.demo`` (what ``make demo`` runs).
 
-Publishes four Datafly events on the local order events bus (PutEvents), lets the local SQS event
+Publishes five Datafly events on the local order events bus (PutEvents), lets the local SQS event
 source run the real handler until the queue is drained, and shows what happened to each event: the
 seed's example (delivered), a page view (filtered out by the rule), an invalid order (quarantined in
-the dead-letter queue) and an order Refersion's sandbox refuses once with a 503 (retried, then
-delivered). Outcomes are read from the function's JSON log lines, as an operator reads CloudWatch Logs.
+the dead-letter queue), an order Refersion's sandbox refuses once with a 503 (retried, then delivered)
+and an order whose answer is lost, resolved by Refersion's confirmation (issue 12,
+local/demo_confirmations.py). Then, with the orders delivered, a partial refund and a full cancellation
+(issue 11, local/demo_refunds.py). Outcomes are read from the function's JSON log lines, as an operator
+reads CloudWatch Logs.
 
 Exits 0 when everything happened as described, 1 otherwise. No AWS account, Docker or network needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from local import demo_refunds
+from local.demo_confirmations import OVERRIDES as CONFIRMATION_OVERRIDES
+from local.demo_confirmations import PARAMETERS as CONFIRMATION_PARAMETERS
+from local.demo_confirmations import ConfirmationsDemo
+from local.demo_rows import FILTERED, QUARANTINED, Row, attach, outcome_lines, relay_logs_to, table
 from local.lambda_shapes import load_event
 from local.poller import EventSourceMapping
-from local.sandbox import Reply
+from local.sandbox import PATH, Reply
+from local.sqs_invocation import Invocation
 from local.stack import LocalStack
 
 DRAIN_TIMEOUT_SECONDS = 45.0
-QUARANTINED = ("invalid", "rejected")
-FILTERED = "filtered by the rule"
-
-
-@dataclass
-class Row:
-    """One published event and what became of it."""
-
-    label: str
-    detail: dict[str, Any]
-    expected: str  # the final outcome the demo expects
-    event_id: str = ""
-    message_ids: set[str] = field(default_factory=set)
-    outcomes: list[Mapping[str, Any]] = field(default_factory=list)  # its outcome log lines, in order
-
-    @property
-    def order_id(self) -> str:
-        properties = self.detail.get("properties")
-        order_id = properties.get("order_id") if isinstance(properties, dict) else None
-        return "-" if order_id is None else str(order_id)
-
-    @property
-    def event_name(self) -> str:
-        if isinstance(self.detail.get("event"), str):
-            return str(self.detail["event"])
-        name = self.detail.get("name")
-        return f"{self.detail.get('type', '?')} ({name})" if name else str(self.detail.get("type", "?"))
-
-    @property
-    def outcome(self) -> str:
-        if not self.message_ids:
-            return FILTERED
-        return str(self.outcomes[-1]["outcome"]) if self.outcomes else "no outcome logged"
-
-    @property
-    def reason(self) -> str:
-        if not self.message_ids:
-            return "not an Order Completed event: the rule kept it off the queue"
-        steps = [
-            f"{line['outcome']} ({line['reason']})" if line.get("reason") else str(line["outcome"])
-            for line in self.outcomes
-        ]
-        if len(steps) > 1:
-            return ", then ".join(steps)
-        last = self.outcomes[-1] if self.outcomes else {}
-        return str(last.get("reason") or "-")
 
 
 def scenario() -> list[Row]:
@@ -81,66 +43,6 @@ def scenario() -> list[Row]:
         Row("invalid order", load_event("datafly/invalid-order.json"), expected="invalid"),
         Row("refused once", load_event("datafly/second-order.json"), expected="delivered"),
     ]
-
-
-@contextmanager
-def relay_logs_to(buffer: TextIO) -> Iterator[None]:
-    """The relay's log lines go to ``buffer`` (our CloudWatch Logs) instead of stdout."""
-    from handler.observability import logger
-
-    stream_handler = logger.registered_handler
-    previous = stream_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        stream_handler.setStream(previous)  # type: ignore[attr-defined]
-
-
-def outcome_lines(log_text: str) -> list[dict[str, Any]]:
-    """The relay's per-record outcome lines among its JSON log lines."""
-    lines: list[dict[str, Any]] = []
-    for text in log_text.splitlines():
-        try:
-            line = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and "outcome" in line and "record_id" in line:
-            lines.append(line)
-    return lines
-
-
-def attach(rows: Sequence[Row], mapping: EventSourceMapping, lines: Sequence[Mapping[str, Any]]) -> None:
-    """Event id (PutEvents) -> SQS message id (the envelope in the body) -> outcome lines (record_id)."""
-    by_event = {row.event_id: row for row in rows}
-    by_message: dict[str, Row] = {}
-    for record in mapping.records():
-        row = by_event.get(record.envelope_id() or "")
-        if row is not None:
-            row.message_ids.add(record.message_id)
-            by_message[record.message_id] = row
-    for line in lines:
-        row = by_message.get(str(line["record_id"]))
-        if row is not None:
-            row.outcomes.append(line)
-
-
-def shown(outcome: str) -> str:
-    return f"{outcome} (in the DLQ)" if outcome in QUARANTINED else outcome
-
-
-def table(rows: Sequence[Row]) -> str:
-    header = ("order id", "event", "outcome", "attempts", "reason")
-    cells = [(r.order_id, r.event_name, shown(r.outcome), str(len(r.outcomes)), r.reason) for r in rows]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(4)]
-
-    def render(line: Sequence[str]) -> str:
-        return (
-            "  "
-            + "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
-            + ("  " + line[4])
-        )
-
-    return "\n".join([render(header), render(["-" * w for w in widths] + ["-" * 6]), *map(render, cells)])
 
 
 def problems_of(
@@ -189,7 +91,7 @@ def _print_settings(stack: LocalStack, out: TextIO) -> None:
 def _print_what_came_out(
     stack: LocalStack, seed: Row, dead_letters: list[dict[str, Any]], out: TextIO
 ) -> None:
-    seed_requests = [r for r in stack.sandbox.received() if r.order_id == seed.order_id]
+    seed_requests = [r for r in stack.sandbox.received() if r.route == PATH and r.order_id == seed.order_id]
     print(
         f"\nBody Refersion received for the seed's example (order {seed.order_id}), pretty-printed:",
         file=out,
@@ -206,41 +108,82 @@ def _print_what_came_out(
         )
 
 
+def _drain(mapping: EventSourceMapping, log_buffer: TextIO) -> list[Invocation]:
+    """Run the relay until the queue is drained; its log lines (and the receiver's) go to ``log_buffer``
+    and any EMF document printed outside an invocation (the receiver's) is kept off the demo's output."""
+    with relay_logs_to(log_buffer), contextlib.redirect_stdout(io.StringIO()):
+        return mapping.run_until_drained(DRAIN_TIMEOUT_SECONDS)
+
+
+def _publish(stack: LocalStack, rows: Sequence[Row]) -> None:
+    for row, event_id in zip(rows, stack.publish_all(row.detail for row in rows), strict=True):
+        row.event_id = event_id
+
+
 def _run(stack: LocalStack, rows: list[Row], out: TextIO) -> list[str]:
     """Publish the scenario, drain the queue, print what happened; the problems found."""
     seed, refused = rows[0], rows[3]
     log_buffer = io.StringIO()  # what CloudWatch Logs would hold
     _print_settings(stack, out)
-    stack.sandbox.script_for(refused.order_id, Reply(status=503))
-    for row, event_id in zip(rows, stack.publish_all(row.detail for row in rows), strict=True):
-        row.event_id = event_id
-    print(
-        f"\nPublished {len(rows)} events on {stack.resources.bus_name}; the sandbox answers 503 once for "
-        f"order {refused.order_id}. Polling until the queue is drained...\n",
-        file=out,
-    )
+    confirming = ConfirmationsDemo(stack)
     mapping = stack.mapping()
-    with relay_logs_to(log_buffer):
-        invocations = mapping.run_until_drained(DRAIN_TIMEOUT_SECONDS)
+    try:
+        confirmed = confirming.start()
+        stack.sandbox.script_for(refused.order_id, Reply(status=503))
+        _publish(stack, [*rows, confirmed])
+        print(
+            f"\nPublished {len(rows) + 1} events on {stack.resources.bus_name}; the sandbox answers 503 once "
+            f"for order {refused.order_id} and drops the connection after processing order "
+            f"{confirmed.order_id}. Polling until the queue is drained...\n",
+            file=out,
+        )
+        invocations = _drain(mapping, log_buffer)
+        delivered = [row for row in [*rows, confirmed] if row.expected == "delivered"]
+        refunds = demo_refunds.refund_rows(seed.order_id, refused.order_id)
+        _publish(stack, refunds)
+        invocations += _drain(mapping, log_buffer)
+    finally:
+        confirming.stop()
     lines = outcome_lines(log_buffer.getvalue())
-    attach(rows, mapping, lines)
+    attach([*rows, confirmed, *refunds], mapping, lines)
     dead_letters = stack.take_dead_letters()
     print(table(rows), file=out)
     _print_what_came_out(stack, seed, dead_letters, out)
+    ordered = demo_refunds.ordered_quantities(delivered)
+    _print_refunds(stack, refunds, ordered, out)
+    print("\n".join(confirming.story(log_buffer.getvalue())), file=out)
     metrics = sum(len(i.metrics) for i in invocations)
     print(
         f"\n{len(invocations)} invocation(s), {len(lines)} outcome log line(s) and {metrics} EMF metric "
         f"document(s) captured.",
         file=out,
     )
-    return problems_of(rows, stack, dead_letters)
+    return [
+        *problems_of([*rows, confirmed], stack, dead_letters),
+        *demo_refunds.problems(stack, ordered, refunds),
+        *confirming.problems(),
+    ]
+
+
+def _print_refunds(
+    stack: LocalStack, refunds: Sequence[Row], ordered: demo_refunds.Quantities, out: TextIO
+) -> None:
+    print(
+        "\nIssue 11: once the orders are delivered, a partial refund and a full cancellation "
+        "(EnableRefunds=true)\n",
+        file=out,
+    )
+    print(table(refunds), file=out)
+    print("\n".join(demo_refunds.story(stack, ordered)), file=out)
 
 
 def main(out: TextIO | None = None) -> int:
     out = out or sys.stdout
     started = time.monotonic()
     rows = scenario()
-    stack = LocalStack()
+    stack = LocalStack(
+        parameters={**demo_refunds.PARAMETERS, **CONFIRMATION_PARAMETERS}, overrides=CONFIRMATION_OVERRIDES
+    )
     try:
         stack.start()
         problems = _run(stack, rows, out)

@@ -225,3 +225,54 @@ def test_the_demo_runs_by_itself_and_shows_what_happened() -> None:
     assert '"level"' not in out  # no raw log lines
     assert '"_aws"' not in out  # no EMF metric documents
     assert done.stderr == ""
+    assert_the_demo_showed_the_refunds(out)
+    assert_the_demo_showed_the_confirmed_order(out)
+
+
+def section(out: str, title: str) -> list[str]:
+    """The lines printed under a title, up to the next blank line."""
+    return out.split(title, 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+
+
+def assert_the_demo_showed_the_refunds(out: str) -> None:
+    # Issue 11: a partial refund of the seed's order and a full cancellation of the order refused once,
+    # each applied with one cancel call ...
+    rows = [line.split() for line in out.splitlines() if "cancelled at Refersion (1 call(s))" in line]
+    assert [row[:5] for row in rows] == [
+        ["20150401102883", "Order", "Refunded", "delivered", "1"],
+        ["20150401102999", "Order", "Cancelled", "delivered", "1"],
+    ]
+    # ... whose bodies Refersion received exactly as its cancel API documents them (SPEC §9) ...
+    bodies = [
+        json.loads(line, parse_float=Decimal) for line in section(out, "Cancel bodies Refersion received")
+    ]
+    assert sorted(bodies, key=lambda body: body["order_id"]) == [
+        {"order_id": "20150401102883", "items": [{"sku": "PROD_A", "price": Decimal("5.5"), "quantity": 1}]},
+        {
+            "order_id": "20150401102999",
+            "items": [
+                {"sku": "PROD_B", "price": Decimal("12.0"), "quantity": 1},
+                {"sku": "PROD_C", "price": Decimal("3.25"), "quantity": 3},
+            ],
+        },
+    ]
+    # ... so that what Refersion credits is what was ordered less what was refunded
+    assert section(out, "Net quantity per order at Refersion") == [
+        "  20150401102883  PROD_A: 2 ordered - 1 refunded = 1",
+        "  20150401102999  PROD_B: 1 ordered - 1 refunded = 0; PROD_C: 3 ordered - 3 refunded = 0",
+        "  20150401103001  PROD_A: 2 ordered - 0 refunded = 2",
+    ]
+
+
+def assert_the_demo_showed_the_confirmed_order(out: str) -> None:
+    # Issue 12: the post went unanswered, the record came back and found Refersion's confirmation ...
+    story = section(out, "Issue 12: an unanswered post resolved by its confirmation")
+    assert "  attempt 1: retry, maybe received (connection dropped before an answer)" in story
+    assert any(
+        line.startswith("  attempt 2: delivered (confirmed by Refersion (conversion ") for line in story
+    )
+    assert not any(line.startswith("  attempt 3") for line in story)
+    assert any(line.endswith("-> the receiver answered 200 (stored)") for line in story)
+    # ... and Refersion received that order's post once: no second post
+    assert story[-1] == "  Refersion received 1 post(s) for order 20150401103001."
+    assert "<token>" in story[0]  # the token itself is never printed
