@@ -8,22 +8,17 @@ UpdateItem (no Query, Scan, DeleteItem or BatchGetItem). The item schema is in o
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
 )
 
+from handler.aws_retry import call_with_retries
 from handler.order_state import (
     DEFAULT_ORDER_RECORD_DAYS,
     Confirmation,
@@ -31,7 +26,6 @@ from handler.order_state import (
     OrderState,
     RejectedRecord,
     StateChanged,
-    StateUnavailable,
     after_plan_call,
     confirmation_key,
     format_time,
@@ -58,63 +52,11 @@ from mapping.refunds import CancelPlan
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-T = TypeVar("T")
-
-RETRYABLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-_TRANSIENT_ERRORS = (EndpointConnectionError, ReadTimeoutError, ConnectTimeoutError, ConnectionClosedError)
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-_FIRST_DELAY_SECONDS = 0.05
-_MAX_DELAY_SECONDS = 1.0
-
 
 class _ConditionFailed(Exception):
     def __init__(self, old: Item | None) -> None:
         super().__init__("condition failed")
         self.old = old
-
-
-def call_with_retries(
-    call: Callable[[], T],
-    deadline: float | None,
-    *,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """`call()`, again after throttling, 5xx and timeouts with a short jittered backoff, until `deadline`.
-
-    Hand-written: botocore's own retries stop after a count, not at a deadline, and Powertools has no
-    such helper. A lost condition is re-raised untouched for the caller to decide (never retried);
-    every other failure ends as StateUnavailable, naming only the error code.
-    """
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code == _CONDITION_FAILED:
-                raise
-            if code not in RETRYABLE_CODES and status < 500:
-                raise StateUnavailable(code) from exc
-            cause = code
-        except _TRANSIENT_ERRORS as exc:
-            cause = type(exc).__name__
-        except BotoCoreError as exc:
-            raise StateUnavailable(type(exc).__name__) from exc
-        delay = min(_MAX_DELAY_SECONDS, _FIRST_DELAY_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-        if deadline is None or monotonic() + delay >= deadline:
-            raise StateUnavailable(cause)
-        sleep(delay)
-        attempt += 1
 
 
 class DynamoDBOrderStates:

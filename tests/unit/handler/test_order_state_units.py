@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
 
+from handler.aws_retry import call_with_retries
 from handler.order_state import (
     Delivered,
     ItemLine,
@@ -21,7 +22,6 @@ from handler.order_state import (
     parse_time,
     state_key,
 )
-from handler.order_state_dynamodb import call_with_retries
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
