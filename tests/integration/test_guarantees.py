@@ -6,8 +6,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from local.sandbox import Reply
 from local.seed import seed_event
 from tests.support.events import as_eventbridge_body, failures
 from tests.support.relay_env import RelayEnv
+from tests.support.subprocess_invocation import start_invocation_in_subprocess
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +84,7 @@ def test_an_order_in_flight_in_a_killed_invocation_is_delivered_once_after_the_i
     body = as_eventbridge_body(seed_event())
     window_ms = record_budget_seconds(1.0) * 1000 + 2_000  # just above what one record needs
     ledger_env.sandbox.script(Reply(delay=window_ms / 1000 + 60.0))
-    victim = _start_invocation_in_subprocess(ledger_env, sqs_event(body), remaining_ms=window_ms)
+    victim = start_invocation_in_subprocess(sqs_event(body), remaining_ms=window_ms)
     assert ledger_env.sandbox.wait_for(lambda s: s.in_flight() == 1, timeout=20), "the post never went out"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
@@ -100,24 +99,6 @@ def test_an_order_in_flight_in_a_killed_invocation_is_delivered_once_after_the_i
     assert failures(ledger_env.invoke(sqs_event(body))) == []
     # The killed post is still held unanswered (it never completed); the order was delivered once.
     assert ledger_env.sandbox.accepted_order_ids() == ["20150401102883"]
-
-
-def _start_invocation_in_subprocess(
-    env: RelayEnv, event: dict[str, Any], remaining_ms: int
-) -> subprocess.Popen[bytes]:
-    script = (
-        "import json, sys\n"
-        "from handler.app import lambda_handler\n"
-        "from local.lambda_shapes import FakeLambdaContext\n"
-        "lambda_handler(json.loads(sys.argv[1]), FakeLambdaContext(remaining_ms=float(sys.argv[2])))\n"
-    )
-    environ = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(event), str(remaining_ms)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 class TestRetryPacing:

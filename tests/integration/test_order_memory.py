@@ -12,8 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from local.seed import seed_event
 from tests.support.dynamodb_fault_proxy import DynamoDBFaultProxy
 from tests.support.events import as_eventbridge_body, failures
 from tests.support.relay_env import RelayEnv
+from tests.support.subprocess_invocation import start_invocation_in_subprocess
 
 pytestmark = pytest.mark.integration
 
@@ -133,26 +132,10 @@ def test_a_connect_failure_sent_nothing_and_leaves_no_doubt(
     assert (state.post_began_at, state.post_in_doubt) == (None, False)
 
 
-def _start_invocation_in_subprocess(env: RelayEnv, event: dict[str, Any], remaining_ms: float) -> Any:
-    script = (
-        "import json, sys\n"
-        "from handler.app import lambda_handler\n"
-        "from local.lambda_shapes import FakeLambdaContext\n"
-        "lambda_handler(json.loads(sys.argv[1]), FakeLambdaContext(remaining_ms=float(sys.argv[2])))\n"
-    )
-    environ = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(event), str(remaining_ms)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _kill_mid_post(env: RelayEnv, event: dict[str, Any], window_ms: float) -> float:
     """Run `event` in its own process and kill it while Refersion holds its post; the time of the kill."""
     env.sandbox.script(Reply(delay=window_ms / 1000 + 60.0))  # held past the whole test
-    victim = _start_invocation_in_subprocess(env, event, window_ms)
+    victim = start_invocation_in_subprocess(event, window_ms)
     assert env.sandbox.wait_for(lambda s: s.in_flight() == 1, timeout=20), "the post never went out"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
