@@ -57,7 +57,7 @@ lock: | $(UV) ## Regenerate src/requirements.txt (pinned, hashed, for the arm64 
 venv: $(VENV)/.stamp ## Create the development environment (.venv)
 
 .PHONY: lint
-lint: venv ## ruff, ruff format --check, mypy --strict on src/
+lint: venv ## ruff, ruff format --check, mypy --strict (src, local, soak, bench and tests: [tool.mypy] files)
 	$(VENV)/bin/ruff check src local soak bench tests
 	$(VENV)/bin/ruff format --check src local soak bench tests
 	$(VENV)/bin/mypy

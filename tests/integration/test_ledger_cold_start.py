@@ -43,10 +43,12 @@ def test_concurrent_first_records_of_cold_starts_are_each_posted_and_remembered_
         def first_record(
             order_id: str, ledger: DynamoDBOrderLedger = ledger, start: threading.Barrier = start
         ) -> None:
+            def post() -> Delivery:
+                posted.append(order_id)
+                return Delivery(Outcome.DELIVERED)
+
             start.wait()
-            ledger.deliver_once(
-                order_id, b"{}", lambda: posted.append(order_id) or Delivery(Outcome.DELIVERED)
-            )
+            ledger.deliver_once(order_id, b"{}", post)
 
         workers = [
             threading.Thread(target=first_record, args=(f"COLD-{cold_start}-{i}",)) for i in range(threads)

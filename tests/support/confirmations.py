@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 TOKEN = "tokCURRENTa1b2c3d4e5f6g7h8i9j0kLMNOPQRSTUVWXyz0123456789abcdEF01"
@@ -38,7 +37,7 @@ def conversion_payload(
 
 
 def url_event(
-    body: bytes | str | Mapping[str, Any] | Sequence[Any] | None = None,
+    body: bytes | str | dict[str, Any] | list[Any] | None = None,
     *,
     path: str = f"/{TOKEN}",
     method: str = "POST",

@@ -228,7 +228,8 @@ def allowed(parameter: dict[str, Any], value: str) -> bool:
         )
     if "AllowedPattern" in parameter and not re.fullmatch(parameter["AllowedPattern"], value):
         return False
-    return len(value) <= parameter.get("MaxLength", len(value))
+    max_length: int = parameter.get("MaxLength", len(value))  # the template's YAML: Any
+    return len(value) <= max_length
 
 
 def parameters_read_by_the_function(template: dict[str, Any]) -> set[str]:
@@ -286,12 +287,15 @@ def longest_allowed(name: str, parameter: dict[str, Any]) -> str:
         return max((str(v) for v in parameter["AllowedValues"]), key=len)
     if parameter["Type"] == "Number":
         return str(parameter["MaxValue"])
+    max_length: int  # the template's YAML: Any
     if name == "RefersionSecretArn":
+        max_length = parameter["MaxLength"]
         # The description holds what follows "secret:": longest when the rest of the ARN is shortest.
         head, suffix = "arn:aws:secretsmanager:a:123456789012:secret:", "-AbC123"
-        return head + "n" * (parameter["MaxLength"] - len(head) - len(suffix)) + suffix
+        return head + "n" * (max_length - len(head) - len(suffix)) + suffix
     assert parameter["AllowedPattern"] == "^https://[^\\s]+$", name
-    return "https://" + "x" * (parameter["MaxLength"] - len("https://"))
+    max_length = parameter["MaxLength"]
+    return "https://" + "x" * (max_length - len("https://"))
 
 
 def test_version_description_fits_in_256_characters_whatever_the_parameters(template: dict[str, Any]) -> None:

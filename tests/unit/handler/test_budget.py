@@ -17,7 +17,8 @@ _BASE = {"REFERSION_SECRET_ID": "s", "DEAD_LETTER_QUEUE_URL": "https://sqs.examp
 def test_the_budget_covers_two_posts_and_every_aws_call_at_its_botocore_bound() -> None:
     # Given botocore's bounds for one AWS call (connect + read, times the attempts)
     config = _sdk_config(Settings.from_env(_BASE))
-    call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    # botocore's Config sets its options as attributes at run time: its stubs do not declare them
+    call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)  # type: ignore[attr-defined]
     # Then the budget is two posts, 12 AWS calls (11 of the record, 1 pacing the batch) and 2 s of slack
     assert record_budget_seconds(10) == 2 * 10 + 12 * call + 2 == 46
 

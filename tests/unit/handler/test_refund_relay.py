@@ -361,7 +361,7 @@ def test_a_refund_that_lost_a_race_is_planned_again_on_what_the_winner_left(env:
     delivered(env.states)
     states = env.states
     original = states.mark_cancel_began
-    raced = []
+    raced: list[bool] = []
 
     def racing_mark(state: OrderState, *args: Any, **kwargs: Any) -> OrderState:
         if not raced:

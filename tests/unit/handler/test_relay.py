@@ -20,7 +20,7 @@ from handler.delivery import Deliverer
 from handler.outcomes import Outcome
 from handler.relay import Deadline, Relay, RetryLater
 from handler.triggers import InboundRecord, UnsupportedTrigger
-from local.lambda_shapes import FakeLambdaContext, eventbridge_envelope, sqs_event
+from local.lambda_shapes import eventbridge_envelope, sqs_event
 from tests.support.events import as_eventbridge_body, failures, order, track
 from tests.support.fakes import (
     KEYS,
@@ -33,6 +33,7 @@ from tests.support.fakes import (
     answer,
     no_answer,
 )
+from tests.support.lambda_context import lambda_context
 
 SETTINGS = Settings.from_env(
     {"REFERSION_SECRET_ID": "refersion/keys", "DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq"}
@@ -55,7 +56,7 @@ class Edge:
     ) -> tuple[dict[str, Any], list[str]]:
         """Invoke with an SQS batch of these events; the response and the batch's message ids."""
         event = sqs_event(*(as_eventbridge_body(item) for item in events))
-        response = self.relay.handle(event, FakeLambdaContext(remaining_ms=remaining_ms))
+        response = self.relay.handle(event, lambda_context(remaining_ms=remaining_ms))
         return response, [record["messageId"] for record in event["Records"]]
 
 
@@ -216,7 +217,7 @@ def test_a_record_not_started_near_the_timeout_is_a_retry_marked_not_started(
     edge: Edge, relay_logs: io.StringIO
 ) -> None:
     # Given a deadline that no longer allows a record to start
-    deadline = Deadline(FakeLambdaContext(remaining_ms=1_000), SETTINGS.record_budget_seconds * 1000)
+    deadline = Deadline(lambda_context(remaining_ms=1_000), SETTINGS.record_budget_seconds * 1000)
     inbound = InboundRecord(record_id="m-1", raw_body=as_eventbridge_body(order("C-3")))
     # When the record comes up
     result = edge.relay.relay_record(inbound, deadline)
@@ -229,28 +230,28 @@ def test_a_record_not_started_near_the_timeout_is_a_retry_marked_not_started(
 
 class TestEventBridgeDirect:
     def test_a_delivered_event_returns_its_outcome(self, edge: Edge) -> None:
-        result = edge.relay.handle(eventbridge_envelope(order("E-1")), FakeLambdaContext())
+        result = edge.relay.handle(eventbridge_envelope(order("E-1")), lambda_context())
         assert result == {"outcome": "delivered", "order_id": "E-1"}
 
     def test_an_event_to_retry_fails_the_invocation_so_lambda_retries_it(self, edge: Edge) -> None:
         edge.poster.answer_with(answer(429))
         envelope = eventbridge_envelope(order("E-2"))
         with pytest.raises(RetryLater, match=f"event {envelope['id']}: Refersion answered 429"):
-            edge.relay.handle(envelope, FakeLambdaContext())
+            edge.relay.handle(envelope, lambda_context())
 
     def test_an_invalid_event_is_set_aside_whole_and_returns(self, edge: Edge) -> None:
         envelope = eventbridge_envelope(order("E-3", currency="dollars"))
-        assert edge.relay.handle(envelope, FakeLambdaContext())["outcome"] == "invalid"
+        assert edge.relay.handle(envelope, lambda_context())["outcome"] == "invalid"
         [(body, _)] = edge.quarantine.sent
         assert json.loads(body) == envelope
 
 
 def test_anything_but_an_sqs_batch_or_an_eventbridge_event_is_refused(edge: Edge) -> None:
     with pytest.raises(UnsupportedTrigger):
-        edge.relay.handle({"hello": "world"}, FakeLambdaContext())
+        edge.relay.handle({"hello": "world"}, lambda_context())
 
 
 def test_the_invocation_context_reaches_the_ledger(edge: Edge) -> None:
-    context = FakeLambdaContext()
+    context = lambda_context()
     edge.relay.handle(sqs_event(), context)
     assert edge.ledger.contexts[-1] is context

@@ -29,7 +29,7 @@ from handler.outcomes import Outcome, RecordKind, RecordResult
 from handler.refersion_client import HttpAnswer
 from handler.relay import Deadline, Relay
 from handler.triggers import InboundRecord
-from local.lambda_shapes import FakeLambdaContext, sqs_event
+from local.lambda_shapes import sqs_event
 from tests.support.events import as_eventbridge_body, failures, order
 from tests.support.fakes import (
     FakeKeyPairs,
@@ -41,6 +41,7 @@ from tests.support.fakes import (
     no_answer,
 )
 from tests.support.fakes_order_state import InMemoryOrderStates
+from tests.support.lambda_context import lambda_context
 
 BASE_ENV = {"REFERSION_SECRET_ID": "refersion/keys", "DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq"}
 NOTHING_SENT = no_answer("could not connect, nothing sent", maybe_received=False)
@@ -74,7 +75,7 @@ class Memory:
 
     def send(self, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke with this SQS event (keep it to send the very same record again)."""
-        return self.relay.handle(event, FakeLambdaContext(remaining_ms=60_000))
+        return self.relay.handle(event, lambda_context(remaining_ms=60_000))
 
     def forget_powertools(self) -> None:
         """Powertools' 14-day record expired (or its done-mark write failed): only the order state is left."""
@@ -409,7 +410,7 @@ class TestRefundRouting:
     ) -> None:
         path = FakeRefundPath()
         relay, _ = refund_relay(executor, path, enabled=True)
-        relay.handle(batch(order("R-1", event="Order Refunded")), FakeLambdaContext())
+        relay.handle(batch(order("R-1", event="Order Refunded")), lambda_context())
         [(_, event, deadline)] = path.calls
         assert event["properties"]["order_id"] == "R-1"
         assert deadline > 0
@@ -422,13 +423,13 @@ class TestRefundRouting:
     ) -> None:
         path = FakeRefundPath()
         relay, _ = refund_relay(executor, path, enabled=enabled, with_states=with_states)
-        relay.handle(batch(order("R-2", event="Order Cancelled")), FakeLambdaContext())
+        relay.handle(batch(order("R-2", event="Order Cancelled")), lambda_context())
         assert path.calls == []
         assert outcome_lines(relay_logs)[0]["outcome"] == "dropped"
 
     def test_a_rejected_refund_is_quarantined_like_an_order(self, executor: ThreadPoolExecutor) -> None:
         relay, quarantine = refund_relay(executor, FakeRefundPath(Outcome.REJECTED), enabled=True)
-        relay.handle(batch(order("R-3", event="Order Refunded")), FakeLambdaContext())
+        relay.handle(batch(order("R-3", event="Order Refunded")), lambda_context())
         [(_, result)] = quarantine.sent
         assert (result.outcome, result.kind) == (Outcome.REJECTED, RecordKind.REFUND)
 
@@ -437,13 +438,13 @@ class TestRefundRouting:
     ) -> None:
         path = FakeRefundPath()
         relay, _ = refund_relay(executor, path, enabled=True)
-        relay.handle(batch(order("R-4")), FakeLambdaContext())
+        relay.handle(batch(order("R-4")), lambda_context())
         assert path.calls == []
 
 
 def test_a_record_s_write_deadline_is_its_budget_less_the_aws_calls_that_follow() -> None:
     # Given a record budget of 34 s (the template's 10 s timeout), when a record starts now
-    deadline = Deadline(FakeLambdaContext(remaining_ms=60_000), 34_000)
+    deadline = Deadline(lambda_context(remaining_ms=60_000), 34_000)
     before = time.monotonic()
     until = deadline.for_record_starting_now()
     # Then its order-state writes may be retried for 34 s less three 2 s AWS calls (done-mark, quarantine,

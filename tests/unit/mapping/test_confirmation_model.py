@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -46,7 +47,7 @@ def test_only_the_conversion_id_and_order_id_are_required() -> None:
         ({"order_id": True}, "order_id"),
     ],
 )
-def test_a_missing_or_malformed_id_is_refused(changes: dict[str, object], field: str) -> None:
+def test_a_missing_or_malformed_id_is_refused(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         ConversionWebhook.model_validate(conversion_payload(**changes))
     assert {error["loc"][0] for error in caught.value.errors()} == {field}
