@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, Final, Self
 
 from local.aws import LocalAws, drain_queue
+from local.aws_faults import AwsFaultProxy
 from local.lambda_shapes import load_event
 from local.poller import EventSourceMapping, QueueDepth
 from local.sandbox import RefersionSandbox
@@ -90,10 +91,14 @@ class LocalStack:
         fast: bool = True,
         parameters: Mapping[str, str] | None = None,
         template: Template | None = None,
+        aws_faults: bool = False,
     ) -> None:
         """``overrides``: function environment variables to change (None removes one), applied after
         FAST_OVERRIDES (unless ``fast=False``). ``parameters``: template parameter values (defaults
-        otherwise; RefersionEndpoint and RefersionSecretArn are always the local ones)."""
+        otherwise; RefersionEndpoint and RefersionSecretArn are always the local ones). ``aws_faults``:
+        the function's AWS_ENDPOINT_URL points at a fault-injecting proxy in front of moto
+        (``self.aws_faults``, local/aws_faults.py), while the stack's own clients (setup, poller,
+        assertions) keep talking to moto directly."""
         self.template = template or load_template()
         self.settings: TemplateSettings = self.template.settings()
         # moto keeps its resources in process-wide backends, shared by every moto server of the process:
@@ -104,6 +109,8 @@ class LocalStack:
         self._parameters = dict(parameters or {})
         self.aws = LocalAws()
         self.sandbox = RefersionSandbox(public_key, secret_key)
+        self._with_aws_faults = aws_faults
+        self.aws_faults: AwsFaultProxy | None = None
         self._resources: StackResources | None = None
         self._environment: dict[str, str] = {}
         self._saved_environ: dict[str, str] | None = None
@@ -136,6 +143,10 @@ class LocalStack:
             self._environment = builder.function_environment(
                 self._resources, self._parameters, self.sandbox.url, self._overrides
             )
+            if self._with_aws_faults:
+                self.aws_faults = AwsFaultProxy(self.aws.endpoint_url).start()
+                self._ports.append(self.aws_faults.port)
+                self._environment["AWS_ENDPOINT_URL"] = self.aws_faults.url
             apply_environment(self._environment, self._overrides)
         except BaseException:
             self.stop()
@@ -154,6 +165,8 @@ class LocalStack:
             restore_environment(self._saved_environ)
             self._saved_environ = None
         self.left_behind.extend(self._cleanups.run())
+        if self.aws_faults is not None:
+            self.aws_faults.stop()
         self.sandbox.stop()
         if self.aws.endpoint_url:
             self.aws.stop()
