@@ -49,7 +49,11 @@ FAULTS: Final = (*BASE_FAULTS, *(f"{name}_after" for name in BASE_FAULTS))
 DEFAULT_SLOW_SECONDS: Final = 6.0  # the relay's boto3 read timeout is 5 s (handler/wiring.py)
 
 # The X-Amz-Target prefix of each JSON-protocol service.
-_TARGET_PREFIXES: Final = {"DynamoDB_20120810": "dynamodb", "secretsmanager": "secretsmanager", "AmazonSQS": "sqs"}
+_TARGET_PREFIXES: Final = {
+    "DynamoDB_20120810": "dynamodb",
+    "secretsmanager": "secretsmanager",
+    "AmazonSQS": "sqs",
+}
 # The throttling error code each service answers with (all in botocore's standard-mode throttle list).
 _THROTTLE_CODES: Final = {
     "dynamodb": "ProvisionedThroughputExceededException",
@@ -107,8 +111,19 @@ class Call:
     operation: str
     request: Mapping[str, Any]  # the parsed JSON body (or the query protocol's form fields)
     fault: str | None
-    reached_moto: bool
+    moto_status: int | None  # what moto answered (None: the call never reached it)
     status: int | None  # what the client was answered (None: no answer)
+
+    @property
+    def took_effect(self) -> bool:
+        return self.moto_status is not None and 200 <= self.moto_status < 300
+
+    @property
+    def answered(self) -> bool:
+        """The client got moto's own 2xx answer, in time (a ``slow`` answer comes after it gave up)."""
+        return (
+            self.took_effect and self.status == self.moto_status and self.fault not in ("slow", "slow_after")
+        )
 
 
 @dataclass
@@ -137,12 +152,8 @@ class AwsFaultProxy:
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> Self:
-        proxy = self
-
-        class Handler(_ProxyHandler):
-            owner = proxy
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("AwsFaultProxyHandler", (_ProxyHandler,), {"owner": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
@@ -288,7 +299,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     owner: AwsFaultProxy
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pooled connections expect
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return None  # one line per SDK call would drown the soak's output
 
     def do_GET(self) -> None:
@@ -310,14 +321,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         rule = self.owner._choose(service, operation)
         fault = rule.fault if rule else None
         answer: _Answer | None = None
-        reached = False
+        moto_status: int | None = None
         try:
             if rule is None or rule.fault in ("slow", *(f for f in FAULTS if f.endswith("_after"))):
                 if rule is not None and rule.fault == "slow":
                     self.owner.hold(rule.slow_seconds)  # the call takes effect late
                 headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
                 answer = self.owner.forward(method, self.path, headers, body)
-                reached = True
+                moto_status = answer.status
             if rule is not None and rule.fault == "slow_after":
                 self.owner.hold(rule.slow_seconds)
             if fault is not None and fault.removesuffix("_after") in ("throttle", "500", "503"):
@@ -327,7 +338,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except OSError:
             answer = None  # moto went away (the stack is stopping): no answer either
         finally:
-            self.owner._record(Call(service, operation, request, fault, reached, answer and answer.status))
+            status = answer.status if answer is not None else None
+            self.owner._record(Call(service, operation, request, fault, moto_status, status))
         if answer is None:
             self._drop()
         else:

@@ -33,7 +33,7 @@ EXHAUSTING = ["throttle", "500", "503", "drop"]
 WINDOW_MS = 4_500
 # Attempts botocore makes per call with the relay's own client configuration.
 _SETTINGS = Settings.from_env({"REFERSION_SECRET_ID": "-", "DEAD_LETTER_QUEUE_URL": "-"})
-ATTEMPTS = attempts_per_call(_sdk_config(_SETTINGS).retries)
+ATTEMPTS = attempts_per_call(getattr(_sdk_config(_SETTINGS), "retries", None))
 
 
 @dataclass
@@ -51,7 +51,9 @@ class Faulty:
         """One invocation on one record: its outcome and the ids handed back to SQS."""
         before = len(self.logs.getvalue().splitlines())
         response = self.env.invoke(sqs_event(body), FakeLambdaContext(remaining_ms=remaining_ms))
-        lines = [json.loads(line) for line in self.logs.getvalue().splitlines()[before:] if line.startswith("{")]
+        lines = [
+            json.loads(line) for line in self.logs.getvalue().splitlines()[before:] if line.startswith("{")
+        ]
         [outcome] = [str(line["outcome"]) for line in lines if "outcome" in line and "record_id" in line]
         return outcome, failures(response)
 
