@@ -66,9 +66,9 @@ AWS_PHASES: Final = (
     # The relay calls SQS only to quarantine (5 % of orders are invalid) and to pace retries: twice the
     # rate, so that its few calls still exhaust botocore's retries now and then.
     AwsPhase("SQS", ("sqs",), scale=2.0),
-    # A record makes calls to all three: each at three quarters of the rate, so that a record is not retried so often
-    # that it meets maxReceiveCount (12) in the soak's compressed pacing (1 s, 4 s, 8 s, where the
-    # template's is 30 s, 2 min, 8 min, ... over hours).
+    # A record makes calls to all three: each at three quarters of the rate, so that a record is not
+    # retried so often that it meets maxReceiveCount (12) in the soak's compressed pacing (1 s, 4 s, 8 s,
+    # where the template's is 30 s, 2 min, 8 min, ... over hours).
     AwsPhase("all three", ("secretsmanager", "dynamodb", "sqs"), scale=0.75),
 )
 DEFAULT_PHASE_ORDERS: Final = 100
