@@ -144,6 +144,7 @@ class AwsFaultProxy:
         self._lock = threading.Lock()
         self._script = _Script(list(rules), Counter(), random.Random(seed))
         self._calls: list[Call] = []
+        self._connections: set[socket.socket] = set()  # open client connections, closed on stop()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -169,6 +170,11 @@ class AwsFaultProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:  # idle keep-alive connections of the clients: their
+            with contextlib.suppress(OSError):  # handler threads wait on them otherwise
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -230,6 +236,13 @@ class AwsFaultProxy:
             self._calls.clear()
 
     # ---------------------------------------------------------------- used by the handler
+
+    def track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
 
     def hold(self, seconds: float) -> None:
         self._stopping.wait(seconds)
@@ -298,6 +311,14 @@ def fault_answer(service: str, fault: str, *, json_protocol: bool) -> _Answer:
 class _ProxyHandler(BaseHTTPRequestHandler):
     owner: AwsFaultProxy
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pooled connections expect
+
+    def setup(self) -> None:
+        super().setup()
+        self.owner.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.owner.track(self.connection, open_=False)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # one line per SDK call would drown the soak's output
