@@ -145,16 +145,18 @@ def test_an_in_progress_record_that_cannot_be_written_leaves_the_order_unposted_
     assert faulty.accepted("DP-1") == 1
 
 
-@pytest.mark.parametrize("fault", ["500_after", "drop_after"])
+@pytest.mark.parametrize(("fault", "times"), [("500_after", None), ("drop_after", None), ("drop_after", 1)])
 def test_an_in_progress_record_written_without_an_answer_holds_the_order_until_its_window_passes(
-    faulty: Faulty, fault: str
+    faulty: Faulty, fault: str, times: int | None
 ) -> None:
-    # Given PutItem taking effect, its answer lost on every attempt (botocore's retries then meet the
-    # relay's own in-progress record)
-    faulty.fault("dynamodb", "PutItem", fault)
+    # Given PutItem taking effect, its answer lost (on every attempt, or once: botocore's retry then
+    # meets the relay's own in-progress record and takes it for another invocation's)
+    faulty.fault("dynamodb", "PutItem", fault, times=times)
     body = _body("DP-2")
     started = time.monotonic()
     assert faulty.run(body, remaining_ms=WINDOW_MS)[0] == "retry"
+    if times == 1:
+        assert faulty.warned("another invocation is delivering this order right now")
     # When it comes back within the in-progress window, it is still not posted: it locked itself out
     faulty.proxy.clear_rules()
     assert faulty.run(body, remaining_ms=WINDOW_MS)[0] == "retry"
