@@ -43,3 +43,14 @@ class TestSettings:
         settings = Settings.from_env({**BASE_ENV, "IDEMPOTENCY_TABLE_NAME": "", "SOURCE_QUEUE_URL": ""})
         assert settings.idempotency_table_name is None
         assert settings.source_queue_url is None
+
+    def test_refunds_without_the_order_state_table_are_refused_naming_both_variables(self) -> None:
+        # Given refunds switched on but no table to keep the order state in
+        with pytest.raises(ConfigurationError, match=r"REFUNDS_ENABLED=true needs IDEMPOTENCY_TABLE_NAME"):
+            Settings.from_env({**BASE_ENV, "REFUNDS_ENABLED": "true"})
+        # Then with the table they are accepted, and the API URL is checked like the endpoint
+        on = Settings.from_env({**BASE_ENV, "REFUNDS_ENABLED": "true", "IDEMPOTENCY_TABLE_NAME": "orders"})
+        assert on.refunds_enabled
+        assert on.api_url == "https://api.refersion.com/v2"
+        with pytest.raises(ConfigurationError, match=r"REFERSION_API_URL"):
+            Settings.from_env({**BASE_ENV, "REFERSION_API_URL": "http://api.example.com/v2"})
