@@ -8,15 +8,18 @@ quantities only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mapping.order_state import OrderLine
+    from mapping.refunds import CancelPlan
+
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
-
-from mapping.order_state import OrderLine
-from mapping.refunds import CancelPlan
 
 DEFAULT_ORDER_RECORD_DAYS = 400
 

@@ -47,10 +47,11 @@ from handler.order_state_items import (
     state_from_item,
     text_value,
 )
-from mapping.refunds import CancelPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from mapping.refunds import CancelPlan
 
 
 class _ConditionFailed(Exception):

@@ -19,6 +19,11 @@ Confirmation item (id "confirmation#<conversion id>"):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mapping.refunds import CancelPlan
+
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -38,7 +43,6 @@ from handler.order_state import (
     parse_time,
     storable_text,
 )
-from mapping.refunds import CancelPlan
 
 Item = dict[str, Any]
 
@@ -97,6 +101,8 @@ def plan_value(plan: CancelPlan, next_call: int, began_at: datetime | None) -> d
 def _plan_from(value: Mapping[str, Any] | None) -> tuple[CancelPlan | None, int, datetime | None]:
     if not value:
         return None, 0, None
+    from mapping.refunds import CancelPlan  # loaded only when a refund's plan is stored
+
     stored = value["M"]
     plan = CancelPlan.from_dict(json.loads(stored["plan"]["S"]))
     began = stored.get("began_at")
