@@ -129,7 +129,7 @@ bench: venv ## Benchmarks: batch wall time, CPU per record, cold start, peak RSS
 
 .PHONY: soak
 soak: venv ## Fault-injection soak on the local topology (prints the guarantees table)
-	$(PY) -m soak
+	$(PY) -m soak && $(PY) -m soak --aws-faults
 
 .PHONY: demo
 demo: venv ## Run the relay end to end on a local stack (no AWS account needed)

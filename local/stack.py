@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Final, Self
 
 from local.aws import LocalAws, drain_queue
+from local.aws_faults import AwsFaultProxy
 from local.lambda_shapes import load_event
 from local.poller import EventSourceMapping, QueueDepth
 from local.sandbox import RefersionSandbox
@@ -95,11 +96,15 @@ class LocalStack:
         fast: bool = True,
         parameters: Mapping[str, str] | None = None,
         template: Template | None = None,
+        aws_faults: bool = False,
     ) -> None:
         """``overrides``: function environment variables to change (None removes one), applied after
         FAST_OVERRIDES (unless ``fast=False``). ``parameters``: template parameter values (defaults
         otherwise; RefersionEndpoint and RefersionSecretArn are always the local ones), e.g.
-        ``{"EnableRefunds": "true"}`` for the refund rule and REFUNDS_ENABLED=true."""
+        ``{"EnableRefunds": "true"}`` for the refund rule and REFUNDS_ENABLED=true. ``aws_faults``:
+        the function's AWS_ENDPOINT_URL points at a fault-injecting proxy in front of moto
+        (``self.aws_faults``, local/aws_faults.py), while the stack's own clients (setup, poller,
+        assertions) keep talking to moto directly."""
         self.template = template or load_template()
         self._parameters = dict(parameters or {})
         self.settings: TemplateSettings = self.template.settings(self._parameters)
@@ -110,6 +115,8 @@ class LocalStack:
         self._overrides: dict[str, str | None] = {**(FAST_OVERRIDES if fast else {}), **(overrides or {})}
         self.aws = LocalAws()
         self.sandbox = RefersionSandbox(public_key, secret_key)
+        self._with_aws_faults = aws_faults
+        self.aws_faults: AwsFaultProxy | None = None
         self._resources: StackResources | None = None
         self._environment: dict[str, str] = {}
         self._saved_environ: dict[str, str] | None = None
@@ -146,6 +153,10 @@ class LocalStack:
                 self._overrides,
                 api_url=self.sandbox.base_url + SANDBOX_API_PATH,
             )
+            if self._with_aws_faults:
+                self.aws_faults = AwsFaultProxy(self.aws.endpoint_url).start()
+                self._ports.append(self.aws_faults.port)
+                self._environment["AWS_ENDPOINT_URL"] = self.aws_faults.url
             apply_environment(self._environment, self._overrides)
         except BaseException:
             self.stop()
@@ -164,6 +175,8 @@ class LocalStack:
             restore_environment(self._saved_environ)
             self._saved_environ = None
         self.left_behind.extend(self._cleanups.run())
+        if self.aws_faults is not None:
+            self.aws_faults.stop()
         self.sandbox.stop()
         if self.aws.endpoint_url:
             self.aws.stop()

@@ -24,13 +24,19 @@ Determinism: the events, their publishing order and the sequence of faults drawn
 Which post meets which fault does not quite: the ten posts of a batch go out concurrently, so the
 figures differ a little from run to run, while every guarantee holds for each.
 
+AWS-fault phases (``python -m soak --aws-faults``, after the soak above in ``make soak``): the same plan,
+with the relay's calls to Secrets Manager, then DynamoDB, then SQS, then all three answered by a fault
+proxy (local/aws_faults.py) with throttles, 5xx, slow answers and dropped connections, some after the call
+took effect; see soak/aws_phases.py for what each can do to an order and how it is accounted for.
+
 ``run_soak()`` is the whole soak as a function (tests/e2e/test_soak.py runs a small one); ``main()`` is
 the command line (soak/__main__.py): ``--orders``, ``--seed``, ``--kills``, ``--timeout``.
 
 Modules, in the order a soak goes: ``settings`` (sizes, fault mix, overrides, kill timing), ``plan``
 (the events to publish), ``run`` (publishing, polling, ``run_soak``), ``kills`` (the SIGKILLed batch),
 ``lines`` (reading the relay's outcome lines), ``accounting`` (every order accounted for), ``result``
-(the figures and the guarantees checked on them), ``report`` (the printout).
+(the figures and the guarantees checked on them), ``report`` (the printout), ``aws_phases`` (the
+AWS-fault phases' rules and what the proxy saw, by order).
 """
 
 from soak.result import SoakResult

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 import soak
+from soak.aws_phases import AWS_PHASES, DEFAULT_PHASE_ORDERS
 from soak.report import report
 from soak.run import run_soak
 from soak.settings import DEFAULT_KILLS, DEFAULT_ORDERS, DEFAULT_SEED
@@ -27,8 +28,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds to drain the queue before giving up"
     )
+    parser.add_argument(
+        "--aws-faults",
+        action="store_true",
+        help="run the AWS-fault phases instead: the same plan with Secrets Manager, DynamoDB, SQS, then all "
+        f"three faulted (--orders defaults to {DEFAULT_PHASE_ORDERS} per phase, no kill)",
+    )
     args = parser.parse_args(argv)
     out = out or sys.stdout
+    if args.aws_faults:
+        return _aws_phases(args, out)
     print(
         f"Soak: {args.orders} orders, seed {args.seed}, {args.kills} kill(s), on a local stack "
         f"(moto + Refersion sandbox); polling until the queue is drained...",
@@ -38,6 +47,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     result = run_soak(args.orders, args.seed, args.kills, timeout=args.timeout, progress=out)
     print(report(result), file=out, flush=True)
     return 0 if result.passed else 1
+
+
+def _aws_phases(args: argparse.Namespace, out: TextIO) -> int:
+    orders = args.orders if args.orders != DEFAULT_ORDERS else DEFAULT_PHASE_ORDERS
+    kills = args.kills if args.kills != DEFAULT_KILLS else 0
+    failed: list[str] = []
+    for phase in AWS_PHASES:
+        print(f"\nAWS-fault phase {phase.name!r}: {orders} orders, seed {args.seed}...", file=out, flush=True)
+        result = run_soak(orders, args.seed, kills, timeout=args.timeout, progress=out, aws_phase=phase)
+        print(report(result), file=out, flush=True)
+        if not result.passed:
+            failed.append(phase.name)
+    print(f"\nAWS-fault phases: {'FAILED ' + ', '.join(failed) if failed else 'all PASSED'}", file=out)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

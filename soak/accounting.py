@@ -16,11 +16,22 @@ from typing import Any, Final
 from local.poller import Invocation
 from local.sandbox import Received
 from local.stack import FAST_OVERRIDES
+from soak.aws_phases import AwsEffects
 from soak.kills import Attempt, Kill
 from soak.lines import is_outcome_line, order_id_of_body
 from soak.plan import Planned
 from soak.result import SoakResult
-from soak.settings import ANSWERED, DROP_AFTER, INVALID, KILL, LATE_TIMEOUT, NON_ORDER, SOAK_OVERRIDES, VALID
+from soak.settings import (
+    ANSWERED,
+    DONE_MARK,
+    DROP_AFTER,
+    INVALID,
+    KILL,
+    LATE_TIMEOUT,
+    NON_ORDER,
+    SOAK_OVERRIDES,
+    VALID,
+)
 
 _FAULT_LABELS: Final = {"script_for": "killed batch (scripted)"}
 
@@ -36,6 +47,7 @@ class Observed:
     kills: list[Kill]
     kill_attempts: list[Attempt]
     problems: list[str]
+    aws: AwsEffects | None = None  # the AWS-fault phases' proxy: what its faults did, by order
 
 
 @dataclass
@@ -123,7 +135,9 @@ def _unanswered(received: Sequence[Received], victims: Sequence[Kill | Attempt])
     return found
 
 
-def _duplicates(received: Sequence[Received], unanswered: _Unanswered) -> _Duplicates:
+def _duplicates(
+    received: Sequence[Received], unanswered: _Unanswered, done_marks_not_written: Mapping[str, int]
+) -> _Duplicates:
     accepted_by_order: dict[str, list[str]] = defaultdict(list)
     ambiguous: Counter[str] = Counter()
     kill_of_order: dict[str, Kill] = {}
@@ -147,7 +161,10 @@ def _duplicates(received: Sequence[Received], unanswered: _Unanswered) -> _Dupli
         unanswered_posts = [c for c in causes if c != ANSWERED]
         if answered == 0:
             unanswered_posts = unanswered_posts[:-1]
-        by_cause[ANSWERED] += max(0, answered - 1)
+        # An answered post whose done mark was never written (an AWS fault) explains one duplicate.
+        after_done_mark = min(max(0, answered - 1), done_marks_not_written.get(order_id, 0))
+        by_cause[DONE_MARK] += after_done_mark
+        by_cause[ANSWERED] += max(0, answered - 1) - after_done_mark
         for why in unanswered_posts:
             by_cause[why] += 1
             if why == KILL:
@@ -193,13 +210,19 @@ def account(
     received = seen.received
     victims: list[Kill | Attempt] = [*seen.kills, *seen.kill_attempts]
     logs = _log_figures(seen.invocations, seen.kills, [line for v in victims for line in v.logs])
-    duplicates = _duplicates(received, _unanswered(received, victims))
+    aws = seen.aws
+    done_marks = aws.done_marks_not_written if aws else Counter[str]()
+    dlq_unanswered = aws.dlq_copies_unanswered if aws else Counter[str]()
+    duplicates = _duplicates(received, _unanswered(received, victims), done_marks)
     dead = _dead_letters(seen.dead_letters)
     accepted_ids = set(duplicates.accepted_by_order)
     dlq_ids = set().union(*dead.ids_by_outcome.values(), dead.redriven)
     # An invalid record in a killed batch may be quarantined by the victim, then again when it comes back.
     in_killed_batches = set().union(*(kill.batch_order_ids for kill in seen.kills))
     copies = {order_id: n - 1 for order_id, n in dead.per_order.items() if n > 1}
+    # A copy is explained by a killed batch, or by a dead-letter send that took effect unanswered.
+    copies_aws = {o: min(n, dlq_unanswered[o]) for o, n in copies.items() if dlq_unanswered[o]}
+    copies_unexplained = {o for o, n in copies.items() if n > copies_aws.get(o, 0)} - in_killed_batches
     record_events = {r.envelope_id() for inv in seen.invocations for r in inv.records}
     non_order_events = {p.event_id for p in plan if p.kind == NON_ORDER}
     return SoakResult(
@@ -217,7 +240,8 @@ def account(
         lost=sorted(valid_ids - accepted_ids - dlq_ids),
         quarantined=Counter({key: len(ids) for key, ids in dead.by_reason.items()}),
         quarantine_copies=sum(copies.values()),
-        quarantine_copies_unexplained=sorted(set(copies) - in_killed_batches),
+        quarantine_copies_unexplained=sorted(copies_unexplained),
+        quarantine_copies_aws=sum(copies_aws.values()),
         redriven=sorted(dead.redriven),
         # A message moved by the redrive policy is explained only as a copy of an order credited anyway
         # (it kept meeting faults, or the order in progress elsewhere, maxReceiveCount times).
@@ -241,4 +265,7 @@ def account(
         kills=seen.kills,
         kill_attempts=[attempt.reason for attempt in seen.kill_attempts],
         problems=list(seen.problems),
+        aws=aws,
+        done_marks_not_written=sum(done_marks.values()),
+        longest_invocation_seconds=max((i.duration_seconds for i in seen.invocations), default=0.0),
     )

@@ -5,8 +5,16 @@ from __future__ import annotations
 import textwrap
 
 from local.sandbox import FAULTS
+from soak.aws_phases import (
+    AWS_FAULT_WEIGHTS,
+    AWS_PHASE_FUNCTION_TIMEOUT_SECONDS,
+    AWS_PHASE_OVERRIDES,
+    AWS_PHASES,
+)
+from soak.aws_phases import SLOW_SECONDS as AWS_SLOW_SECONDS
 from soak.result import SoakResult
 from soak.settings import (
+    DONE_MARK,
     DROP_AFTER,
     FAULT_DELAY_SECONDS,
     FAULT_WEIGHTS,
@@ -46,6 +54,10 @@ def render(result: SoakResult) -> str:
     )
     row("after a timeout (processed after the relay gave up)", result.duplicates_by_cause[LATE_TIMEOUT], 1)
     row("after a kill (in flight when the invocation died)", result.duplicates_by_cause[KILL], 1)
+    if result.aws is not None:
+        row("after a done mark not written (AWS fault)", result.duplicates_by_cause[DONE_MARK], 1)
+        row("done marks that never took effect (AWS fault)", result.done_marks_not_written)
+        row("DLQ copies of sends that took effect unanswered (AWS fault)", result.quarantine_copies_aws)
     row("posts processed without an answer (the window)", sum(result.ambiguous_events.values()))
     row("drop_after", result.ambiguous_events[DROP_AFTER], 1)
     row("late-accepted timeouts", result.ambiguous_events[LATE_TIMEOUT], 1)
@@ -74,7 +86,8 @@ class _Printout:
 
 def _settings(out: _Printout, result: SoakResult) -> None:
     out.add(
-        f"Refersion relay fault-injection soak: {result.orders} orders, seed {result.seed}, "
+        ("AWS-fault phase " + repr(result.aws_phase) + " of the " if result.aws_phase else "")
+        + f"Refersion relay fault-injection soak: {result.orders} orders, seed {result.seed}, "
         f"{result.cores} core(s), wall time {result.wall_seconds:.1f} s",
         indent=0,
     )
@@ -144,6 +157,30 @@ def _kills(out: _Printout, result: SoakResult) -> None:
     )
 
 
+def _aws(out: _Printout, result: SoakResult) -> None:
+    aws = result.aws
+    if aws is None:
+        return
+    scale = next((p.scale for p in AWS_PHASES if p.name == result.aws_phase), 1.0)
+    weights = ", ".join(f"{name} {percent * scale:g}%" for name, percent in AWS_FAULT_WEIGHTS.items())
+    out.add(
+        f"AWS faults ({result.aws_phase}): the function's AWS calls through the fault proxy, each attempt "
+        f"answered: {weights} (slow = {AWS_SLOW_SECONDS:g} s, past the 5 s read timeout; *_after = moto "
+        f"applied the call first); botocore's retries on. Also "
+        + ", ".join(f"{k}={v}" for k, v in AWS_PHASE_OVERRIDES.items())
+        + f"; function timeout {AWS_PHASE_FUNCTION_TIMEOUT_SECONDS} s (the in-progress window), longest "
+        f"invocation {result.longest_invocation_seconds:.1f} s"
+    )
+    for service, operation in sorted(aws.calls):
+        faults = {f: n for (s, o, f), n in aws.faults.items() if (s, o) == (service, operation)}
+        failed = aws.calls_failed.get((service, operation))
+        out.add(
+            f"{service} {operation}: {aws.calls[(service, operation)]} attempts, faults "
+            + (", ".join(f"{f} {n}" for f, n in sorted(faults.items())) or "none")
+            + (f"; calls failed after botocore's retries: {failed}" if failed is not None else "")
+        )
+
+
 def report(result: SoakResult) -> str:
     """The whole printout: settings, the table, the details and the PASS/FAIL lines."""
     out = _Printout()
@@ -152,6 +189,7 @@ def report(result: SoakResult) -> str:
     out.lines.append(render(result))
     out.add()
     _traffic(out, result)
+    _aws(out, result)
     _kills(out, result)
     for text in [
         *result.problems,

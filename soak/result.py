@@ -6,8 +6,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from soak.aws_phases import AwsEffects
 from soak.kills import Kill
-from soak.settings import ANSWERED, DROP_AFTER, KILL, LATE_TIMEOUT
+from soak.settings import ANSWERED, DONE_MARK, DROP_AFTER, KILL, LATE_TIMEOUT
 
 Check = tuple[bool, str]
 
@@ -54,6 +55,12 @@ class SoakResult:
     left_behind: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    # The AWS-fault phases (soak/aws_phases.py); empty otherwise.
+    aws_phase: str = ""
+    aws: AwsEffects | None = None
+    done_marks_not_written: int = 0  # done marks (idempotency COMPLETED) that never took effect
+    quarantine_copies_aws: int = 0  # DLQ copies of dead-letter sends that took effect unanswered
+    longest_invocation_seconds: float = 0.0
 
     @property
     def duplicates_unambiguous(self) -> int:
@@ -96,6 +103,7 @@ def _delivery_checks(result: SoakResult) -> list[Check]:
         (
             not result.quarantine_copies_unexplained,
             f"quarantined twice: {result.quarantine_copies} message(s), each of a record in a killed batch "
+            f"or of a dead-letter send that took effect unanswered ({result.quarantine_copies_aws}) "
             f"(unexplained: {len(result.quarantine_copies_unexplained)})",
         ),
         (
@@ -108,15 +116,26 @@ def _delivery_checks(result: SoakResult) -> list[Check]:
 
 def _duplicate_checks(result: SoakResult) -> list[Check]:
     ambiguous = sum(result.ambiguous_events.values())
-    checks: list[Check] = [
+    checks: list[Check] = []
+    after_done_mark = result.duplicates_by_cause[DONE_MARK]
+    if result.aws is not None:
+        checks.append(
+            (
+                after_done_mark <= result.done_marks_not_written,
+                f"duplicates after a done mark not written (AWS fault) = {after_done_mark} "
+                f"<= done marks the proxy saw never take effect ({result.done_marks_not_written})",
+            )
+        )
+    checks += [
         (
             result.duplicates_unambiguous == 0,
             f"duplicates at the sandbox after 5xx, 429, drop_before, slow or answered posts = "
             f"{result.duplicates_unambiguous}",
         ),
         (
-            result.duplicates_total <= ambiguous,
-            f"duplicates at the sandbox ({result.duplicates_total}) <= posts processed without an answer "
+            result.duplicates_total - after_done_mark <= ambiguous,
+            f"duplicates at the sandbox ({result.duplicates_total}, less {after_done_mark} after a done mark "
+            f"not written) <= posts processed without an answer "
             f"({ambiguous}: drop_after {result.ambiguous_events[DROP_AFTER]} + late timeouts "
             f"{result.ambiguous_events[LATE_TIMEOUT]} + in flight at kills {result.ambiguous_events[KILL]})",
         ),

@@ -6,10 +6,19 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO, cast
 
+from local.aws_faults import AwsFaultProxy
 from local.poller import EventSourceMapping
 from local.sandbox import RefersionSandbox, Reply
 from local.stack import LocalStack
 from soak.accounting import Observed, account
+from soak.aws_phases import (
+    AWS_PHASE_FUNCTION_TIMEOUT_SECONDS,
+    AWS_PHASE_OVERRIDES,
+    AwsEffects,
+    AwsPhase,
+    aws_effects,
+    phase_rules,
+)
 from soak.kills import Attempt, Kill, postable_orders, run_and_kill
 from soak.lines import order_id_of_body
 from soak.plan import Planned, build_plan
@@ -26,6 +35,7 @@ from soak.settings import (
     PROGRESS_SECONDS,
     PUBLISH_CHUNK,
     SOAK_OVERRIDES,
+    UNPACED_MARGIN_SECONDS,
     VALID,
 )
 
@@ -41,16 +51,21 @@ def run_soak(
     *,
     timeout: float | None = None,
     progress: TextIO | None = None,
+    aws_phase: AwsPhase | None = None,
 ) -> SoakResult:
-    """Run the soak on a fresh local stack and account for every order; see the module docstring."""
+    """Run the soak on a fresh local stack and account for every order; see the module docstring.
+    ``aws_phase``: the function's AWS calls go through the fault proxy, faulting that phase's services."""
     if orders < 10 or kills < 0:
         raise ValueError("at least 10 orders, and a number of kills >= 0")
     started = time.monotonic()
     plan = build_plan(orders, seed)
     limit = timeout if timeout is not None else 120.0 + 0.2 * len(plan)
-    stack = LocalStack(overrides=SOAK_OVERRIDES)
+    overrides = {**SOAK_OVERRIDES, **(AWS_PHASE_OVERRIDES if aws_phase else {})}
+    stack = LocalStack(overrides=overrides, aws_faults=aws_phase is not None)
     try:
         stack.start()
+        if stack.aws_faults is not None and aws_phase is not None:
+            stack.aws_faults.set_rules(phase_rules(aws_phase), seed=seed)
         soak = _Soak(stack, plan, seed, kills, progress)
         problems: list[str] = []
         try:
@@ -63,6 +78,7 @@ def run_soak(
     result = account(plan, observed, orders=orders, seed=seed, kills=kills, wall=time.monotonic() - started)
     result.problems.extend(problems)
     result.left_behind = list(stack.left_behind)
+    result.aws_phase = aws_phase.name if aws_phase else ""
     check(result)
     return result
 
@@ -88,12 +104,18 @@ class _Soak:
         self.seed = seed
         self.kills_wanted = kills
         self.progress = progress
-        self.mapping: EventSourceMapping = stack.mapping(log_stream=cast(TextIO, _Discard()))
+        changes: dict[str, Any] = {"log_stream": cast(TextIO, _Discard())}
+        if stack.aws_faults is not None:
+            changes["function_timeout_seconds"] = AWS_PHASE_FUNCTION_TIMEOUT_SECONDS
+        self.mapping: EventSourceMapping = stack.mapping(**changes)
         self.valid_ids = {p.order_id for p in plan if p.kind == VALID}
         self.kills: list[Kill] = []
         self.kill_attempts: list[Attempt] = []
         self.problems: list[str] = []
         self.published = 0
+        self.proxy: AwsFaultProxy | None = stack.aws_faults
+        self._unpaced_seen: dict[str, float] = {}  # receipt handle -> when its pacing was seen failing
+        self._released: set[str] = set()
 
     # ---------------------------------------------------------------- main loop
 
@@ -110,6 +132,7 @@ class _Soak:
                 self._report_progress()
                 next_report = now + PROGRESS_SECONDS
             self._release_due()
+            self._release_unpaced()
             depth = self.mapping.depth()
             all_published = self.published == len(self.plan)
             kills_done = len(self.kills) >= self.kills_wanted or len(self.kill_attempts) >= KILL_ATTEMPTS
@@ -195,6 +218,22 @@ class _Soak:
                     self.problems.append(f"kill {kill.number}: could not make {failed} message(s) visible")
                 kill.released_at = time.monotonic()
 
+    def _release_unpaced(self) -> None:
+        """Records whose retry pacing (ChangeMessageVisibilityBatch) failed for good stay invisible for
+        the queue's 360 s visibility timeout: made visible once the paced delay (at most
+        RETRY_MAX_DELAY_SECONDS) has passed instead, standing for that timeout elapsing."""
+        if self.proxy is None:
+            return
+        now = time.monotonic()
+        calls = [c for c in self.proxy.calls() if c.operation == "ChangeMessageVisibilityBatch"]
+        for handle in aws_effects(calls, (), "").unpaced_handles:
+            self._unpaced_seen.setdefault(handle, now)
+        delay = float(self.stack.environment.get("RETRY_MAX_DELAY_SECONDS", "1")) + UNPACED_MARGIN_SECONDS
+        due = [h for h, seen in self._unpaced_seen.items() if h not in self._released and now - seen >= delay]
+        if due:
+            self._released.update(due)
+            self._make_visible_handles(due)  # a handle of a message since deleted or received fails: fine
+
     def _make_visible(self, messages: Sequence[Mapping[str, Any]]) -> None:
         failed = self._make_visible_handles([str(m["ReceiptHandle"]) for m in messages])
         if failed:
@@ -228,4 +267,11 @@ class _Soak:
             kills=self.kills,
             kill_attempts=self.kill_attempts,
             problems=self.problems,
+            aws=self._aws_effects(),
         )
+
+    def _aws_effects(self) -> AwsEffects | None:
+        if self.proxy is None:
+            return None
+        order_ids = {p.order_id for p in self.plan if p.order_id}
+        return aws_effects(self.proxy.calls(), order_ids, self.stack.resources.dlq_url)

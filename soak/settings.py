@@ -47,6 +47,7 @@ KILL_SETTLE_SECONDS: Final = 0.25
 KILL_ATTEMPTS: Final = 6
 KILL_QUIET_SECONDS: Final = 0.2  # after the kill: the victim's last connections reach the sandbox's accept
 RELEASE_MARGIN_SECONDS: Final = 0.5
+UNPACED_MARGIN_SECONDS: Final = 2.0  # AWS phases: after a failed pacing call, on top of the paced delay
 
 PUBLISH_CHUNK: Final = 100  # events per publishing round
 LOW_WATER: Final = 50  # publish the next chunk when fewer messages than this are visible
@@ -57,3 +58,5 @@ KINDS: Final = (VALID, INVALID, DUPLICATE, NON_ORDER)
 # Causes of an accepted post the relay got no answer for, and of the duplicates they lead to.
 DROP_AFTER, LATE_TIMEOUT, KILL = "drop_after", "timeout", "kill"
 ANSWERED = "answered"
+# An AWS fault's duplicate (soak/aws_phases.py): the order's done mark was never written.
+DONE_MARK = "done mark not written"

@@ -1,0 +1,164 @@
+"""The soak's AWS-fault phases (issue 13): the same plan, with Secrets Manager, DynamoDB, SQS and then all
+three answering through the fault proxy (local/aws_faults.py) with throttles, 5xx, slow answers and
+dropped connections, some of them after the call took effect.
+
+What an AWS fault can do to an order, and how it is accounted for here:
+
+* a done mark (the idempotency record's UpdateItem to COMPLETED) that never takes effect, whatever
+  botocore retried: the order was credited, the relay acknowledged it, and its in-progress record
+  expires; a re-published copy of the event is then posted again. The soak counts such a duplicate under
+  its own cause, "done mark not written", at most one per done mark the proxy saw fail;
+* a dead-letter SendMessage that took effect but whose answer was lost (``*_after``, ``slow``): the
+  relay, told it failed, retries the record, and the DLQ holds more than one copy of the order;
+* a ChangeMessageVisibilityBatch (retry pacing) that failed: the record comes back after the queue's
+  visibility timeout (360 s) rather than its paced delay. The soak makes such records visible again once
+  the paced delay has passed, standing for that timeout elapsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from local.aws_faults import Call, FaultRule
+from soak.lines import order_id_of_body
+
+# The Powertools idempotency key of an order (handler/idempotency.py KEY_PREFIX, event_key "order_id",
+# Powertools' default md5 of the JSON value).
+_KEY_PREFIX: Final = "refersion-order#"
+
+# Per attempt, in percent: 35 % of attempts meet a fault. A call fails for good when every one of
+# botocore's attempts does (4 attempts, handler/wiring.py: 1.5 % of calls), but standard mode's retry
+# quota (500 tokens per client, 5 per retry, 10 after a timeout or a dropped connection, 1 back per call
+# that succeeds at once) runs dry at this rate within a few hundred calls, and from then on a call fails
+# at its first fault. That is what is left after botocore. Throttles are fewer than AWS would send under
+# real pressure only because botocore backs them off for seconds (1 s x 2^n), 5xx for milliseconds, and
+# the soak must stay short; slow answers cost 5 s each, so they are rarer still.
+AWS_FAULT_WEIGHTS: Final[Mapping[str, float]] = {
+    "throttle": 6,
+    "500": 8,
+    "503": 8,
+    "drop": 5,
+    "throttle_after": 1.5,
+    "500_after": 3,
+    "drop_after": 3,
+    "slow": 0.25,
+}
+SLOW_SECONDS: Final = 5.5  # just past the relay's 5 s read timeout: the call takes effect late
+
+
+@dataclass(frozen=True)
+class AwsPhase:
+    """Services to fault, at AWS_FAULT_WEIGHTS times ``scale`` per attempt."""
+
+    name: str
+    services: tuple[str, ...]
+    scale: float = 1.0
+
+
+AWS_PHASES: Final = (
+    AwsPhase("Secrets Manager", ("secretsmanager",)),
+    AwsPhase("DynamoDB", ("dynamodb",)),
+    # The relay calls SQS only to quarantine (5 % of orders are invalid) and to pace retries: twice the
+    # rate, so that its few calls still exhaust botocore's retries now and then.
+    AwsPhase("SQS", ("sqs",), scale=2.0),
+    # A record makes calls to all three: each at three quarters of the rate, so that a record is not
+    # retried so often that it meets maxReceiveCount (12) in the soak's compressed pacing (1 s, 4 s, 8 s,
+    # where the template's is 30 s, 2 min, 8 min, ... over hours).
+    AwsPhase("all three", ("secretsmanager", "dynamodb", "sqs"), scale=0.75),
+)
+DEFAULT_PHASE_ORDERS: Final = 100
+
+# On top of the soak's overrides, while AWS faults are injected:
+AWS_PHASE_OVERRIDES: Final[Mapping[str, str]] = {
+    # Read the key pair on every record, so that Secrets Manager's faults meet a fair share of records
+    # (with the template's 300 s cache the warm relay would read it once).
+    "SECRET_CACHE_SECONDS": "0",
+    # Retries paced 1 s, 4 s, then 8 s: an order whose in-progress record was written without an answer
+    # is locked for the invocation's remaining time (AWS_PHASE_FUNCTION_TIMEOUT_SECONDS); with the soak's
+    # flat 1 s pacing it would meet maxReceiveCount (12) inside that window and be redriven, which the
+    # template's 30 s, 2 min, 8 min... never does. 1/4/8 keeps the receives within the window to ~5.
+    "RETRY_MAX_DELAY_SECONDS": "8",
+}
+# The poller's function timeout (the template's is 60 s), and so the in-progress window of an order
+# whose invocation lost track of it: shorter, so that such an order waits 20 s, not a minute (the
+# longest invocation here takes ~6 s: one slow answer and a few throttles).
+AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = 20
+
+
+def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHTS) -> list[FaultRule]:
+    """Rules drawing each fault with its weight per attempt: the proxy tries rules in order, so each
+    probability is conditional on the rules before it not having fired."""
+    rules: list[FaultRule] = []
+    for service in phase.services:
+        left = 1.0
+        for fault, percent in weights.items():
+            share = percent * phase.scale / 100
+            rules.append(FaultRule(service, "*", fault, share / left, slow_seconds=SLOW_SECONDS))
+            left -= share
+    return rules
+
+
+def idempotency_key(order_id: str) -> str:
+    digest = hashlib.md5(json.dumps(order_id).encode(), usedforsecurity=False).hexdigest()
+    return _KEY_PREFIX + digest
+
+
+@dataclass(frozen=True)
+class AwsEffects:
+    """What the proxy saw, by order: done marks never written, dead-letter sends that took effect
+    without the relay knowing, and pacing calls that never took effect."""
+
+    done_marks_not_written: Counter[str]  # order id -> done marks that never took effect
+    dlq_copies_unanswered: Counter[str]  # order id -> DLQ sends that took effect, answered with a fault
+    unpaced_handles: list[str]  # receipt handles whose pacing never took effect
+    faults: Counter[tuple[str, str, str]]
+    calls: Counter[tuple[str, str]]
+    calls_failed: Counter[tuple[str, str]]  # logical calls whose every attempt met a fault
+
+
+# Calls whose request is the same for every record: their attempts cannot be told apart by request.
+_SAME_REQUEST_EVERY_TIME: Final = {("secretsmanager", "GetSecretValue")}
+
+
+def _logical_calls(calls: Sequence[Call], service: str, operation: str) -> dict[str, list[Call]]:
+    """botocore's attempts at one call carry the same request: grouped by it."""
+    grouped: dict[str, list[Call]] = defaultdict(list)
+    for call in calls:
+        if call.service == service and call.operation == operation:
+            grouped[json.dumps(dict(call.request), sort_keys=True)].append(call)
+    return grouped
+
+
+def aws_effects(calls: Sequence[Call], order_ids: Iterable[str], dlq_url: str) -> AwsEffects:
+    by_key = {idempotency_key(order_id): order_id for order_id in order_ids}
+    done_marks: Counter[str] = Counter()
+    for attempts in _logical_calls(calls, "dynamodb", "UpdateItem").values():
+        key = str(attempts[0].request.get("Key", {}).get("id", {}).get("S", ""))
+        if key in by_key and not any(a.took_effect for a in attempts):
+            done_marks[by_key[key]] += 1
+    dlq_copies: Counter[str] = Counter()
+    for call in calls:
+        to_dlq = call.operation == "SendMessage" and call.request.get("QueueUrl") == dlq_url
+        if to_dlq and call.took_effect and not call.answered:
+            dlq_copies[order_id_of_body(str(call.request.get("MessageBody"))) or "?"] += 1
+    unpaced: list[str] = []
+    for attempts in _logical_calls(calls, "sqs", "ChangeMessageVisibilityBatch").values():
+        if not any(a.took_effect for a in attempts):
+            unpaced.extend(str(e.get("ReceiptHandle")) for e in attempts[0].request.get("Entries", []))
+    failed: Counter[tuple[str, str]] = Counter()
+    for service, operation in {(c.service, c.operation) for c in calls} - _SAME_REQUEST_EVERY_TIME:
+        for attempts in _logical_calls(calls, service, operation).values():
+            failed[(service, operation)] += all(a.fault and not a.answered for a in attempts)
+    return AwsEffects(
+        done_marks_not_written=done_marks,
+        dlq_copies_unanswered=dlq_copies,
+        unpaced_handles=unpaced,
+        faults=Counter((c.service, c.operation, c.fault) for c in calls if c.fault),
+        calls=Counter((c.service, c.operation) for c in calls),
+        calls_failed=failed,
+    )
