@@ -29,6 +29,14 @@ with the relay's calls to Secrets Manager, then DynamoDB, then SQS, then all thr
 proxy (local/aws_faults.py) with throttles, 5xx, slow answers and dropped connections, some after the call
 took effect; see soak/aws_phases.py for what each can do to an order and how it is accounted for.
 
+Refund run (``python -m soak --refunds``, issue 11; soak/refunds.py): the same soak with EnableRefunds=true,
+full, partial, re-published and early refunds, and a 503 outage during which refunds wait for their orders;
+its table adds refunds applied once, lost, over-cancelled and the net quantity per order at the sandbox.
+Confirmations runs (``--confirmations``, issue 12; soak/confirmations.py): the same plan with
+EnableConfirmations=true, then off; with it on, every duplicate must be of an order whose webhook came later
+than the relay's wait or that no webhook covers. ``python -m soak`` with none of ``--plain``, ``--refunds``,
+``--confirmations`` runs all three (soak/extra_runs.py; soak/extras.py: what such a run adds).
+
 ``run_soak()`` is the whole soak as a function (tests/e2e/test_soak.py runs a small one); ``main()`` is
 the command line (soak/__main__.py): ``--orders``, ``--seed``, ``--kills``, ``--timeout``.
 

@@ -9,6 +9,7 @@ from typing import TextIO
 
 import soak
 from soak.aws_phases import AWS_PHASES, DEFAULT_PHASE_ORDERS
+from soak.extra_runs import DEFAULT_CONFIRMATION_ORDERS, DEFAULT_REFUND_ORDERS, run_confirmations, run_refunds
 from soak.report import report
 from soak.run import run_soak
 from soak.settings import DEFAULT_KILLS, DEFAULT_ORDERS, DEFAULT_SEED
@@ -34,10 +35,47 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         help="run the AWS-fault phases instead: the same plan with Secrets Manager, DynamoDB, SQS, then all "
         f"three faulted (--orders defaults to {DEFAULT_PHASE_ORDERS} per phase, no kill)",
     )
+    _extra_arguments(parser)
     args = parser.parse_args(argv)
     out = out or sys.stdout
     if args.aws_faults:
         return _aws_phases(args, out)
+    everything = not (args.plain or args.refunds or args.confirmations)
+    status = 0
+    if everything or args.plain:
+        status |= _plain(args, out)
+    if everything or args.refunds:
+        status |= run_refunds(args.refund_orders, args.seed, args.kills, args.timeout, out)
+    if everything or args.confirmations:
+        status |= run_confirmations(args.confirmation_orders, args.seed, args.kills, args.timeout, out)
+    return status
+
+
+def _extra_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plain", action="store_true", help="run the plain soak (default: every run)")
+    parser.add_argument(
+        "--refunds", action="store_true", help="run the refund run (issue 11; default: every run)"
+    )
+    parser.add_argument(
+        "--confirmations",
+        action="store_true",
+        help="run the confirmations runs, on then off (issue 12; default: every run)",
+    )
+    parser.add_argument(
+        "--refund-orders",
+        type=int,
+        default=DEFAULT_REFUND_ORDERS,
+        help=f"valid orders of the refund run (default {DEFAULT_REFUND_ORDERS})",
+    )
+    parser.add_argument(
+        "--confirmation-orders",
+        type=int,
+        default=DEFAULT_CONFIRMATION_ORDERS,
+        help=f"valid orders of each confirmations run (default {DEFAULT_CONFIRMATION_ORDERS})",
+    )
+
+
+def _plain(args: argparse.Namespace, out: TextIO) -> int:
     print(
         f"Soak: {args.orders} orders, seed {args.seed}, {args.kills} kill(s), on a local stack "
         f"(moto + Refersion sandbox); polling until the queue is drained...",

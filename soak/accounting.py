@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from local.poller import Invocation
-from local.sandbox import Received
+from local.sandbox import PATH, Received
 from local.stack import FAST_OVERRIDES
 from soak.aws_phases import AwsEffects
 from soak.kills import Attempt, Kill
@@ -207,7 +207,8 @@ def account(
     """Every figure of the result, from what was published and what the run observed."""
     valid_ids = frozenset(p.order_id for p in plan if p.kind == VALID and p.order_id)
     invalid_ids = frozenset(p.order_id for p in plan if p.kind == INVALID and p.order_id)
-    received = seen.received
+    # Paid-order posts only: a refund run's cancels are accounted for in soak/refund_accounting.py.
+    received = [r for r in seen.received if r.route == PATH]
     victims: list[Kill | Attempt] = [*seen.kills, *seen.kill_attempts]
     logs = _log_figures(seen.invocations, seen.kills, [line for v in victims for line in v.logs])
     aws = seen.aws

@@ -87,6 +87,7 @@ class _Printout:
 def _settings(out: _Printout, result: SoakResult) -> None:
     out.add(
         ("AWS-fault phase " + repr(result.aws_phase) + " of the " if result.aws_phase else "")
+        + (f"{result.extra} run of the " if result.extra else "")
         + f"Refersion relay fault-injection soak: {result.orders} orders, seed {result.seed}, "
         f"{result.cores} core(s), wall time {result.wall_seconds:.1f} s",
         indent=0,
@@ -188,6 +189,8 @@ def report(result: SoakResult) -> str:
     out.add()
     out.lines.append(render(result))
     out.add()
+    if result.extra_lines:
+        out.lines.extend([*result.extra_lines, ""])
     _traffic(out, result)
     _aws(out, result)
     _kills(out, result)

@@ -61,6 +61,9 @@ class SoakResult:
     done_marks_not_written: int = 0  # done marks (idempotency COMPLETED) that never took effect
     quarantine_copies_aws: int = 0  # DLQ copies of dead-letter sends that took effect unanswered
     longest_invocation_seconds: float = 0.0
+    # A refund or confirmations run (soak/extras.py): its name and its own lines for the printout.
+    extra: str = ""
+    extra_lines: list[str] = field(default_factory=list)
 
     @property
     def duplicates_unambiguous(self) -> int:

@@ -19,6 +19,7 @@ from soak.aws_phases import (
     aws_effects,
     phase_rules,
 )
+from soak.extras import SoakExtra
 from soak.kills import Attempt, Kill, postable_orders, run_and_kill
 from soak.lines import order_id_of_body
 from soak.plan import Planned, build_plan
@@ -52,34 +53,42 @@ def run_soak(
     timeout: float | None = None,
     progress: TextIO | None = None,
     aws_phase: AwsPhase | None = None,
+    extra: SoakExtra | None = None,
 ) -> SoakResult:
     """Run the soak on a fresh local stack and account for every order; see the module docstring.
-    ``aws_phase``: the function's AWS calls go through the fault proxy, faulting that phase's services."""
+    ``aws_phase``: the function's AWS calls go through the fault proxy, faulting that phase's services.
+    ``extra``: refunds or confirmations added to the run (soak/extras.py)."""
     if orders < 10 or kills < 0:
         raise ValueError("at least 10 orders, and a number of kills >= 0")
     started = time.monotonic()
-    plan = build_plan(orders, seed)
+    extra = extra or SoakExtra()
+    plan = extra.extend_plan(build_plan(orders, seed), seed)
     limit = timeout if timeout is not None else 120.0 + 0.2 * len(plan)
-    overrides = {**SOAK_OVERRIDES, **(AWS_PHASE_OVERRIDES if aws_phase else {})}
-    stack = LocalStack(overrides=overrides, aws_faults=aws_phase is not None)
+    overrides = {**SOAK_OVERRIDES, **(AWS_PHASE_OVERRIDES if aws_phase else {}), **extra.overrides}
+    stack = LocalStack(overrides=overrides, aws_faults=aws_phase is not None, parameters=extra.parameters)
     try:
         stack.start()
         if stack.aws_faults is not None and aws_phase is not None:
             stack.aws_faults.set_rules(phase_rules(aws_phase), seed=seed)
-        soak = _Soak(stack, plan, seed, kills, progress)
+        extra.started(stack, seed)
+        soak = _Soak(stack, plan, seed, kills, progress, extra)
         problems: list[str] = []
         try:
             soak.run(deadline=started + limit)
         except SoakTimeout as exc:
             problems.append(str(exc))
         observed = soak.observe()
+        extra.observe(stack, observed)
     finally:
         stack.stop()
+        extra.stopped()
     result = account(plan, observed, orders=orders, seed=seed, kills=kills, wall=time.monotonic() - started)
     result.problems.extend(problems)
     result.left_behind = list(stack.left_behind)
     result.aws_phase = aws_phase.name if aws_phase else ""
+    result.extra = extra.name
     check(result)
+    extra.account(result)
     return result
 
 
@@ -95,8 +104,14 @@ class _Discard:
 
 
 class _Soak:
-    def __init__(
-        self, stack: LocalStack, plan: list[Planned], seed: int, kills: int, progress: TextIO | None
+    def __init__(  # noqa: PLR0917
+        self,
+        stack: LocalStack,
+        plan: list[Planned],
+        seed: int,
+        kills: int,
+        progress: TextIO | None,
+        extra: SoakExtra | None = None,
     ) -> None:
         self.stack = stack
         self.sandbox: RefersionSandbox = stack.sandbox
@@ -104,6 +119,7 @@ class _Soak:
         self.seed = seed
         self.kills_wanted = kills
         self.progress = progress
+        self.extra = extra or SoakExtra()
         changes: dict[str, Any] = {"log_stream": cast(TextIO, _Discard())}
         if stack.aws_faults is not None:
             changes["function_timeout_seconds"] = AWS_PHASE_FUNCTION_TIMEOUT_SECONDS
@@ -137,7 +153,8 @@ class _Soak:
             all_published = self.published == len(self.plan)
             kills_done = len(self.kills) >= self.kills_wanted or len(self.kill_attempts) >= KILL_ATTEMPTS
             releases_done = all(kill.released_at is not None for kill in self.kills)
-            if all_published and kills_done and releases_done and depth.total == 0:
+            self.extra.tick(self.stack, self.published, len(self.plan), kills_done)
+            if all_published and kills_done and releases_done and depth.total == 0 and self.extra.done():
                 return
             if not all_published and depth.visible < LOW_WATER:
                 self._publish_chunk()
