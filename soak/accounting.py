@@ -135,8 +135,36 @@ def _unanswered(received: Sequence[Received], victims: Sequence[Kill | Attempt])
     return found
 
 
+def _relay_unanswered(invocations: Sequence[Invocation]) -> Counter[str]:
+    """Paid-order posts the relay itself logged as unanswered (maybe_received), by order id."""
+    return Counter(
+        str(line.get("order_id"))
+        for inv in invocations
+        for line in inv.logs
+        if is_outcome_line(line)
+        and line.get("maybe_received") is True
+        and line.get("kind", "order") == "order"
+    )
+
+
+def _late_answers(causes: list[str], extra: int) -> list[str]:
+    """An answer that left the sandbox in time but reached the relay after its deadline (a loaded machine)
+    is, for the relay, a post without an answer: `extra` of them (the relay's unanswered posts of the order
+    beyond those the sandbox itself left without an answer) count as late timeouts, not answered posts."""
+    for position, why in enumerate(causes):
+        if extra == 0:
+            break
+        if why == ANSWERED:
+            causes[position] = LATE_TIMEOUT
+            extra -= 1
+    return causes
+
+
 def _duplicates(
-    received: Sequence[Received], unanswered: _Unanswered, done_marks_not_written: Mapping[str, int]
+    received: Sequence[Received],
+    unanswered: _Unanswered,
+    done_marks_not_written: Mapping[str, int],
+    relay_unanswered: Mapping[str, int],
 ) -> _Duplicates:
     accepted_by_order: dict[str, list[str]] = defaultdict(list)
     ambiguous: Counter[str] = Counter()
@@ -146,10 +174,14 @@ def _duplicates(
             continue
         why = unanswered.cause(index, request)
         accepted_by_order[request.order_id].append(why)
-        if why != ANSWERED:
-            ambiguous[why] += 1
         if why == KILL:
             kill_of_order[request.order_id] = unanswered.in_flight_at_kill[index]
+    sandbox_no_answer = Counter(
+        r.order_id for r in received if r.fault in ("drop_before", "drop_after", "timeout") and r.order_id
+    )
+    for order_id, causes in accepted_by_order.items():
+        _late_answers(causes, max(0, relay_unanswered.get(order_id, 0) - sandbox_no_answer[order_id]))
+        ambiguous.update(why for why in causes if why != ANSWERED)
     # An order accepted n times has n - 1 duplicates. Answered posts: the relay knew the order was
     # credited, so a second one is a duplicate it caused. The others explain one duplicate each (all but
     # one of them, when no post of the order was answered).
@@ -214,7 +246,9 @@ def account(
     aws = seen.aws
     done_marks = aws.done_marks_not_written if aws else Counter[str]()
     dlq_unanswered = aws.dlq_copies_unanswered if aws else Counter[str]()
-    duplicates = _duplicates(received, _unanswered(received, victims), done_marks)
+    duplicates = _duplicates(
+        received, _unanswered(received, victims), done_marks, _relay_unanswered(seen.invocations)
+    )
     dead = _dead_letters(seen.dead_letters)
     accepted_ids = set(duplicates.accepted_by_order)
     dlq_ids = set().union(*dead.ids_by_outcome.values(), dead.redriven)
