@@ -28,8 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from handler.budget import minimum_function_timeout_seconds
 from local.aws_faults import Call, FaultRule
 from soak.lines import order_id_of_body
+from soak.settings import SOAK_OVERRIDES
 
 # The Powertools idempotency key of an order (handler/idempotency.py KEY_PREFIX, event_key "order_id",
 # Powertools' default md5 of the JSON value), and the order state's (handler/order_state.py state_key).
@@ -88,10 +90,12 @@ AWS_PHASE_OVERRIDES: Final[Mapping[str, str]] = {
     # template's 30 s, 2 min, 8 min... never does. 1/4/8 keeps the receives within the window to ~5.
     "RETRY_MAX_DELAY_SECONDS": "8",
 }
-# The poller's function timeout (the template's is 60 s), and so the in-progress window of an order
-# whose invocation lost track of it: shorter, so that such an order waits 20 s, not a minute (the
-# longest invocation here takes ~6 s: one slow answer and a few throttles).
-AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = 20
+# The poller's function timeout, and so the in-progress window of an order whose invocation lost track
+# of it: the shortest under which a record can still start (handler/budget.py: with the soak's 0.5 s
+# Refersion timeout, 27 s of budget plus the start-up margin), so that such an order waits ~32 s.
+AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = minimum_function_timeout_seconds(
+    float(SOAK_OVERRIDES["REFERSION_TIMEOUT_SECONDS"])
+)
 
 
 def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHTS) -> list[FaultRule]:

@@ -165,7 +165,7 @@ def _aws(out: _Printout, result: SoakResult) -> None:
     weights = ", ".join(f"{name} {percent * scale:g}%" for name, percent in AWS_FAULT_WEIGHTS.items())
     out.add(
         f"AWS faults ({result.aws_phase}): the function's AWS calls through the fault proxy, each attempt "
-        f"answered: {weights} (slow = {AWS_SLOW_SECONDS:g} s, past the 5 s read timeout; *_after = moto "
+        f"answered: {weights} (slow = {AWS_SLOW_SECONDS:g} s, past the 1 s read timeout; *_after = moto "
         f"applied the call first); one attempt per call (no botocore retries). Also "
         + ", ".join(f"{k}={v}" for k, v in AWS_PHASE_OVERRIDES.items())
         + f"; function timeout {AWS_PHASE_FUNCTION_TIMEOUT_SECONDS} s (the in-progress window), longest "
