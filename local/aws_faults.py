@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 SERVICES: Final = ("dynamodb", "sqs", "secretsmanager")
 BASE_FAULTS: Final = ("throttle", "500", "503", "slow", "drop")
 FAULTS: Final = (*BASE_FAULTS, *(f"{name}_after" for name in BASE_FAULTS))
-DEFAULT_SLOW_SECONDS: Final = 6.0  # the relay's boto3 read timeout is 5 s (handler/wiring.py)
+DEFAULT_SLOW_SECONDS: Final = 6.0  # past the relay's boto3 read timeout (1 s, handler/budget.py)
 
 # The X-Amz-Target prefix of each JSON-protocol service.
 _TARGET_PREFIXES: Final = {
@@ -82,7 +82,8 @@ def attempts_per_call(retries: Mapping[str, Any] | None) -> int:
 @dataclass(frozen=True)
 class FaultRule:
     """Answer calls of ``service``/``operation`` (``"*"`` for any) with ``fault``, with this probability;
-    ``times``: at most that many faults from this rule (None: no limit)."""
+    ``times``: at most that many faults from this rule (None: no limit); ``request_contains``: only calls
+    whose request (its JSON, or its query form's JSON) contains this text, e.g. a DynamoDB key prefix."""
 
     service: str
     operation: str
@@ -90,6 +91,7 @@ class FaultRule:
     probability: float = 1.0
     times: int | None = None
     slow_seconds: float = DEFAULT_SLOW_SECONDS
+    request_contains: str | None = None
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -99,8 +101,9 @@ class FaultRule:
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
 
-    def matches(self, service: str, operation: str) -> bool:
-        return self.service in ("*", service) and self.operation in ("*", operation)
+    def matches(self, service: str, operation: str, request_text: str = "") -> bool:
+        wanted = self.request_contains is None or self.request_contains in request_text
+        return self.service in ("*", service) and self.operation in ("*", operation) and wanted
 
 
 @dataclass(frozen=True)
@@ -202,11 +205,12 @@ class AwsFaultProxy:
     def clear_rules(self) -> None:
         self.set_rules([])
 
-    def _choose(self, service: str, operation: str) -> FaultRule | None:
+    def _choose(self, service: str, operation: str, request: Mapping[str, Any]) -> FaultRule | None:
+        request_text = json.dumps(request)
         with self._lock:
             script = self._script
             for index, rule in enumerate(script.rules):
-                if not rule.matches(service, operation):
+                if not rule.matches(service, operation, request_text):
                     continue
                 if rule.times is not None and script.used[index] >= rule.times:
                     continue
@@ -339,7 +343,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         lowered = {k.lower(): v for k, v in self.headers.items()}
         service, operation, request = identify(lowered, body)
-        rule = self.owner._choose(service, operation)
+        rule = self.owner._choose(service, operation, request)
         fault = rule.fault if rule else None
         answer: _Answer | None = None
         moto_status: int | None = None

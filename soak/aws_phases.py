@@ -2,12 +2,16 @@
 three answering through the fault proxy (local/aws_faults.py) with throttles, 5xx, slow answers and
 dropped connections, some of them after the call took effect.
 
-What an AWS fault can do to an order, and how it is accounted for here:
+What an AWS fault can do to an order, and how it is accounted for here. botocore makes one attempt per
+call (handler/budget.py): a call that fails before the post makes the record retry, and SQS brings it
+back; the order-state writes after a post are retried by the relay until the record's deadline.
 
-* a done mark (the idempotency record's UpdateItem to COMPLETED) that never takes effect, whatever
-  botocore retried: the order was credited, the relay acknowledged it, and its in-progress record
-  expires; a re-published copy of the event is then posted again. The soak counts such a duplicate under
-  its own cause, "done mark not written", at most one per done mark the proxy saw fail;
+* an order delivered but recorded nowhere: its answered post was followed by an order-state "delivered"
+  write that never took effect within the record's deadline AND a Powertools done mark (its UpdateItem to
+  COMPLETED) that never took effect. The relay logs and counts it (delivered_not_recorded), and a later
+  copy is posted again. The soak counts such a duplicate under its own cause, "done mark not written", at
+  most one per such pair the proxy saw fail. A done mark that fails alone causes no duplicate: the order
+  state says the order was delivered;
 * a dead-letter SendMessage that took effect but whose answer was lost (``*_after``, ``slow``): the
   relay, told it failed, retries the record, and the DLQ holds more than one copy of the order;
 * a ChangeMessageVisibilityBatch (retry pacing) that failed: the record comes back after the queue's
@@ -24,20 +28,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from handler.budget import minimum_function_timeout_seconds
 from local.aws_faults import Call, FaultRule
 from soak.lines import order_id_of_body
+from soak.settings import SOAK_OVERRIDES
 
 # The Powertools idempotency key of an order (handler/idempotency.py KEY_PREFIX, event_key "order_id",
-# Powertools' default md5 of the JSON value).
+# Powertools' default md5 of the JSON value), and the order state's (handler/order_state.py state_key).
 _KEY_PREFIX: Final = "refersion-order#"
+_STATE_PREFIX: Final = "order-state#"
+# The order-state write that records a delivery (handler/order_state_dynamodb.py mark_delivered).
+_DELIVERED_WRITE: Final = "#delivered_at = :at"
 
-# Per attempt, in percent: 35 % of attempts meet a fault. A call fails for good when every one of
-# botocore's attempts does (4 attempts, handler/wiring.py: 1.5 % of calls), but standard mode's retry
-# quota (500 tokens per client, 5 per retry, 10 after a timeout or a dropped connection, 1 back per call
-# that succeeds at once) runs dry at this rate within a few hundred calls, and from then on a call fails
-# at its first fault. That is what is left after botocore. Throttles are fewer than AWS would send under
-# real pressure only because botocore backs them off for seconds (1 s x 2^n), 5xx for milliseconds, and
-# the soak must stay short; slow answers cost 5 s each, so they are rarer still.
+# Per call, in percent: 35 % of calls meet a fault. botocore makes one attempt per call (handler/budget.py),
+# so a faulted call fails: the record retries (SQS brings it back, paced), or, for an order-state write
+# after a post, the relay tries again within the record's deadline (handler/aws_retry.py). Slow answers
+# cost SLOW_SECONDS each (past the 1 s read timeout), so they are rare.
 AWS_FAULT_WEIGHTS: Final[Mapping[str, float]] = {
     "throttle": 6,
     "500": 8,
@@ -48,7 +54,7 @@ AWS_FAULT_WEIGHTS: Final[Mapping[str, float]] = {
     "drop_after": 3,
     "slow": 0.25,
 }
-SLOW_SECONDS: Final = 5.5  # just past the relay's 5 s read timeout: the call takes effect late
+SLOW_SECONDS: Final = 5.5  # past the relay's 1 s read timeout: the call takes effect late
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ AWS_PHASES: Final = (
     AwsPhase("Secrets Manager", ("secretsmanager",)),
     AwsPhase("DynamoDB", ("dynamodb",)),
     # The relay calls SQS only to quarantine (5 % of orders are invalid) and to pace retries: twice the
-    # rate, so that its few calls still exhaust botocore's retries now and then.
+    # rate, so that its few calls still fail now and then.
     AwsPhase("SQS", ("sqs",), scale=2.0),
     # A record makes calls to all three: each at three quarters of the rate, so that a record is not
     # retried so often that it meets maxReceiveCount (12) in the soak's compressed pacing (1 s, 4 s, 8 s,
@@ -84,10 +90,12 @@ AWS_PHASE_OVERRIDES: Final[Mapping[str, str]] = {
     # template's 30 s, 2 min, 8 min... never does. 1/4/8 keeps the receives within the window to ~5.
     "RETRY_MAX_DELAY_SECONDS": "8",
 }
-# The poller's function timeout (the template's is 60 s), and so the in-progress window of an order
-# whose invocation lost track of it: shorter, so that such an order waits 20 s, not a minute (the
-# longest invocation here takes ~6 s: one slow answer and a few throttles).
-AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = 20
+# The poller's function timeout, and so the in-progress window of an order whose invocation lost track
+# of it: the shortest under which a record can still start (handler/budget.py: with the soak's 0.5 s
+# Refersion timeout, 27 s of budget plus the start-up margin), so that such an order waits ~32 s.
+AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = minimum_function_timeout_seconds(
+    float(SOAK_OVERRIDES["REFERSION_TIMEOUT_SECONDS"])
+)
 
 
 def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHTS) -> list[FaultRule]:
@@ -110,15 +118,16 @@ def idempotency_key(order_id: str) -> str:
 
 @dataclass(frozen=True)
 class AwsEffects:
-    """What the proxy saw, by order: done marks never written, dead-letter sends that took effect
+    """What the proxy saw, by order: deliveries recorded nowhere, dead-letter sends that took effect
     without the relay knowing, and pacing calls that never took effect."""
 
-    done_marks_not_written: Counter[str]  # order id -> done marks that never took effect
+    # order id -> deliveries recorded nowhere: min(done marks, order-state "delivered" writes never taken)
+    done_marks_not_written: Counter[str]
     dlq_copies_unanswered: Counter[str]  # order id -> DLQ sends that took effect, answered with a fault
     unpaced_handles: list[str]  # receipt handles whose pacing never took effect
     faults: Counter[tuple[str, str, str]]
     calls: Counter[tuple[str, str]]
-    calls_failed: Counter[tuple[str, str]]  # logical calls whose every attempt met a fault
+    calls_failed: Counter[tuple[str, str]]  # calls that failed (a write after a post: all the relay's tries)
 
 
 # Calls whose request is the same for every record: their attempts cannot be told apart by request.
@@ -126,7 +135,8 @@ _SAME_REQUEST_EVERY_TIME: Final = {("secretsmanager", "GetSecretValue")}
 
 
 def _logical_calls(calls: Sequence[Call], service: str, operation: str) -> dict[str, list[Call]]:
-    """botocore's attempts at one call carry the same request: grouped by it."""
+    """One call per request: botocore makes one attempt, and the relay's own retries of an order-state
+    write after a post (handler/aws_retry.py) send the same request again, so they group as one call."""
     grouped: dict[str, list[Call]] = defaultdict(list)
     for call in calls:
         if call.service == service and call.operation == operation:
@@ -136,11 +146,18 @@ def _logical_calls(calls: Sequence[Call], service: str, operation: str) -> dict[
 
 def aws_effects(calls: Sequence[Call], order_ids: Iterable[str], dlq_url: str) -> AwsEffects:
     by_key = {idempotency_key(order_id): order_id for order_id in order_ids}
+    by_state = {_STATE_PREFIX + order_id: order_id for order_id in by_key.values()}
     done_marks: Counter[str] = Counter()
+    delivered_writes: Counter[str] = Counter()
     for attempts in _logical_calls(calls, "dynamodb", "UpdateItem").values():
         key = str(attempts[0].request.get("Key", {}).get("id", {}).get("S", ""))
-        if key in by_key and not any(a.took_effect for a in attempts):
+        if any(a.took_effect for a in attempts):
+            continue
+        if key in by_key:
             done_marks[by_key[key]] += 1
+        elif key in by_state and _DELIVERED_WRITE in str(attempts[0].request.get("UpdateExpression")):
+            delivered_writes[by_state[key]] += 1
+    recorded_nowhere = Counter({o: min(n, delivered_writes[o]) for o, n in done_marks.items()})
     dlq_copies: Counter[str] = Counter()
     for call in calls:
         to_dlq = call.operation == "SendMessage" and call.request.get("QueueUrl") == dlq_url
@@ -155,7 +172,7 @@ def aws_effects(calls: Sequence[Call], order_ids: Iterable[str], dlq_url: str) -
         for attempts in _logical_calls(calls, service, operation).values():
             failed[(service, operation)] += all(a.fault and not a.answered for a in attempts)
     return AwsEffects(
-        done_marks_not_written=done_marks,
+        done_marks_not_written=+recorded_nowhere,
         dlq_copies_unanswered=dlq_copies,
         unpaced_handles=unpaced,
         faults=Counter((c.service, c.operation, c.fault) for c in calls if c.fault),

@@ -55,8 +55,8 @@ def render(result: SoakResult) -> str:
     row("after a timeout (processed after the relay gave up)", result.duplicates_by_cause[LATE_TIMEOUT], 1)
     row("after a kill (in flight when the invocation died)", result.duplicates_by_cause[KILL], 1)
     if result.aws is not None:
-        row("after a done mark not written (AWS fault)", result.duplicates_by_cause[DONE_MARK], 1)
-        row("done marks that never took effect (AWS fault)", result.done_marks_not_written)
+        row("after a delivery recorded nowhere (AWS fault)", result.duplicates_by_cause[DONE_MARK], 1)
+        row("deliveries recorded nowhere (AWS fault)", result.done_marks_not_written)
         row("DLQ copies of sends that took effect unanswered (AWS fault)", result.quarantine_copies_aws)
     row("posts processed without an answer (the window)", sum(result.ambiguous_events.values()))
     row("drop_after", result.ambiguous_events[DROP_AFTER], 1)
@@ -166,8 +166,8 @@ def _aws(out: _Printout, result: SoakResult) -> None:
     weights = ", ".join(f"{name} {percent * scale:g}%" for name, percent in AWS_FAULT_WEIGHTS.items())
     out.add(
         f"AWS faults ({result.aws_phase}): the function's AWS calls through the fault proxy, each attempt "
-        f"answered: {weights} (slow = {AWS_SLOW_SECONDS:g} s, past the 5 s read timeout; *_after = moto "
-        f"applied the call first); botocore's retries on. Also "
+        f"answered: {weights} (slow = {AWS_SLOW_SECONDS:g} s, past the 1 s read timeout; *_after = moto "
+        f"applied the call first); one attempt per call (no botocore retries). Also "
         + ", ".join(f"{k}={v}" for k, v in AWS_PHASE_OVERRIDES.items())
         + f"; function timeout {AWS_PHASE_FUNCTION_TIMEOUT_SECONDS} s (the in-progress window), longest "
         f"invocation {result.longest_invocation_seconds:.1f} s"
@@ -178,7 +178,7 @@ def _aws(out: _Printout, result: SoakResult) -> None:
         out.add(
             f"{service} {operation}: {aws.calls[(service, operation)]} attempts, faults "
             + (", ".join(f"{f} {n}" for f, n in sorted(faults.items())) or "none")
-            + (f"; calls failed after botocore's retries: {failed}" if failed is not None else "")
+            + (f"; calls failed: {failed}" if failed is not None else "")
         )
 
 

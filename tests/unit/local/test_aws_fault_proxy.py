@@ -8,6 +8,8 @@ import random
 import pytest
 from botocore.retries.standard import ThrottledRetryableChecker
 
+from handler.config import Settings
+from handler.wiring import _sdk_config
 from local.aws_faults import FaultRule, attempts_per_call, fault_answer, identify
 from soak.aws_phases import AWS_FAULT_WEIGHTS, AwsPhase, phase_rules
 
@@ -50,10 +52,24 @@ def test_a_rule_names_a_known_fault_and_service() -> None:
     assert not FaultRule("sqs", "SendMessage", "drop").matches("sqs", "ChangeMessageVisibilityBatch")
 
 
+def test_a_rule_with_request_text_picks_only_the_calls_whose_request_holds_it() -> None:
+    # Given a rule for Powertools' idempotency records only (their keys start "refersion-order#")
+    rule = FaultRule("dynamodb", "UpdateItem", "503", request_contains="refersion-order#")
+    # Then an order-state write to the same table, same operation, is not picked
+    assert rule.matches("dynamodb", "UpdateItem", json.dumps({"Key": {"id": {"S": "refersion-order#ab"}}}))
+    assert not rule.matches("dynamodb", "UpdateItem", json.dumps({"Key": {"id": {"S": "order-state#A"}}}))
+
+
 def test_botocore_max_attempts_counts_retries_and_total_max_attempts_all_attempts() -> None:
     assert attempts_per_call({"mode": "standard", "max_attempts": 3}) == 4
     assert attempts_per_call({"total_max_attempts": 2}) == 2
     assert attempts_per_call(None) == 3
+
+
+def test_the_relays_aws_clients_make_one_attempt_per_call() -> None:
+    # The fault tests and the soak count one attempt per call (handler/budget.py): say so if that changes
+    settings = Settings.from_env({"REFERSION_SECRET_ID": "-", "DEAD_LETTER_QUEUE_URL": "-"})
+    assert attempts_per_call(getattr(_sdk_config(settings), "retries", None)) == 1
 
 
 def test_a_phase_faults_each_attempt_with_the_weights_it_states() -> None:
