@@ -4,7 +4,8 @@ cfn-lint and checkov check a template as its parameters' defaults make it (check
 Fn::If from them); neither takes parameter values on the command line. `make template` lints the
 template as written and, through this module, once more with EnableRefunds=true:
 
-    python -m local.template_variant --default EnableRefunds=true --output .aws-sam/template-refunds.json
+    python -m local.template_variant --default EnableRefunds=true --default EnableConfirmations=true \
+        --output .aws-sam/template-features-on.json
 
 The copy is CloudFormation JSON (short tags in their long forms, local/cfn_yaml.py), so nothing is lost
 in writing it back; only the named defaults differ.
