@@ -142,8 +142,8 @@ invoke: venv ## Run the function once on an event, like `sam local invoke` witho
 	$(PY) -m local.invoke "$(EVENT)"
 
 .PHONY: preview
-preview: venv ## What the relay would do with an event, nothing sent: make preview EVENT=events/sqs-mixed-batch.json
-	$(PY) -m local.preview $(EVENT)
+preview: venv ## What the relay would do with an event, nothing sent: make preview EVENT=events/sqs-mixed-batch.json [DELIVERED=order.json]
+	$(PY) -m local.preview $(if $(DELIVERED),--delivered $(DELIVERED)) $(EVENT)
 
 .PHONY: clean
 clean: ## Remove environments and caches

@@ -112,4 +112,12 @@ def test_the_datafly_samples_are_what_their_names_say() -> None:
     assert second["properties"]["cart_id"] != SEED_PROPERTIES["cart_id"]
     assert len(second["properties"]["products"]) == 2
     assert isinstance(second["properties"]["coupon"], list)
+    # The refund samples (make preview --delivered events/datafly/seed-order.json ...) refund the seed order
+    partial = load(EVENTS / "datafly" / "refund-partial.json")
+    assert partial["event"] == "Order Refunded"
+    assert partial["properties"]["order_id"] == SEED_PROPERTIES["order_id"]
+    assert partial["properties"]["products"] == [{"sku": "PROD_A", "quantity": 1}]
+    cancel = load(EVENTS / "datafly" / "cancel-full.json")
+    assert cancel["event"] == "Order Cancelled"
+    assert cancel["properties"] == {"order_id": SEED_PROPERTIES["order_id"]}
     assert "items" not in second["properties"]
