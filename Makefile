@@ -18,7 +18,8 @@ CHECKOV_VENV := .venv-checkov
 COMPAT_VENV := .venv-py311
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
-PYTEST_WORKERS ?= 2
+# Most of the suite waits (on sockets, on in-progress windows) rather than computes: 4 workers on 2 cores.
+PYTEST_WORKERS ?= 4
 
 .PHONY: help
 help: ## List the targets
@@ -80,7 +81,7 @@ COVERAGE_FLOOR := 96
 
 .PHONY: pytest
 pytest: venv ## The whole pytest suite (unit, integration, end-to-end), with coverage of handler and mapping
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --cov=handler --cov=mapping \
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal --cov=handler --cov=mapping \
 		--cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 .PHONY: template

@@ -156,7 +156,8 @@ def test_an_in_progress_record_that_cannot_be_written_leaves_the_order_unposted_
     assert faulty.accepted("DP-1") == 1
 
 
-@pytest.mark.parametrize("fault", ["500_after", "drop_after"])
+# The window tests wait a whole record budget (~28 s) each: one fault kind apiece in the suite.
+@pytest.mark.parametrize("fault", ["drop_after"])
 def test_an_in_progress_record_written_without_an_answer_holds_the_order_until_its_window_passes(
     faulty: Faulty, fault: str
 ) -> None:
@@ -227,7 +228,7 @@ def test_a_delivered_write_answered_after_the_read_timeout_is_retried_and_the_or
 # ---------------------------------------------------------------- DynamoDB: Powertools' done mark
 
 
-@pytest.mark.parametrize("fault", ["503", "drop"])
+@pytest.mark.parametrize("fault", ["503"])
 def test_a_done_mark_that_cannot_be_written_is_covered_by_the_order_state_and_a_later_copy_is_a_duplicate(
     faulty: Faulty, fault: str
 ) -> None:
@@ -285,7 +286,7 @@ def test_an_order_recorded_nowhere_after_its_post_is_counted_and_only_then_can_a
     assert faulty.accepted("DN-1") == 2
 
 
-@pytest.mark.parametrize("fault", ["503", "drop"])
+@pytest.mark.parametrize("fault", ["drop"])
 def test_a_not_delivered_order_whose_in_progress_record_cannot_be_deleted_is_delivered_after_its_window(
     faulty: Faulty, fault: str
 ) -> None:
