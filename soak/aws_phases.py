@@ -73,9 +73,9 @@ AWS_PHASES: Final = (
     # records meet at least one fault and the rest go through, instead of nearly every record retrying
     # until maxReceiveCount (12) in the soak's compressed pacing.
     AwsPhase("DynamoDB", ("dynamodb",), scale=0.3),
-    # The relay calls SQS only to quarantine (5 % of orders are invalid) and to pace retries: twice the
-    # rate, so that its few calls still fail now and then.
-    AwsPhase("SQS", ("sqs",), scale=2.0),
+    # The relay calls SQS only to quarantine (5 % of orders are invalid) and to pace retries: its calls
+    # are faulted at SQS_WEIGHT times the phase's rate (here 0.5 x 4 = 2 x), so that they fail now and then.
+    AwsPhase("SQS", ("sqs",), scale=0.5),
     # A record makes calls to all three (~8 calls): each at a quarter of the rate, so that a record is not
     # retried so often that it meets maxReceiveCount (12) in the soak's compressed pacing (1 s, 4 s, 8 s,
     # where the template's is 30 s, 2 min, 8 min, ... over hours).
@@ -102,6 +102,10 @@ AWS_PHASE_FUNCTION_TIMEOUT_SECONDS: Final = minimum_function_timeout_seconds(
 )
 
 
+# SQS's few calls (quarantine, pacing) are faulted at 4 x the phase's rate: in "all three", 0.25 x 4 = 1 x.
+SERVICE_WEIGHT: Final[Mapping[str, float]] = {"sqs": 4.0}
+
+
 def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHTS) -> list[FaultRule]:
     """Rules drawing each fault with its weight per attempt: the proxy tries rules in order, so each
     probability is conditional on the rules before it not having fired."""
@@ -109,7 +113,7 @@ def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHT
     for service in phase.services:
         left = 1.0
         for fault, percent in weights.items():
-            share = percent * phase.scale / 100
+            share = percent * phase.scale * SERVICE_WEIGHT.get(service, 1.0) / 100
             rules.append(FaultRule(service, "*", fault, share / left, slow_seconds=SLOW_SECONDS))
             left -= share
     return rules
