@@ -78,11 +78,13 @@ def _label(value: object) -> str | None:
     return None
 
 
-class _EventPart(BaseModel):
+class EventPart(BaseModel):
+    """A part of a Datafly event: read-only, and fields the relay does not use are ignored."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class Product(_EventPart):
+class Product(EventPart):
     """One entry of properties.products[] (Datafly's ecommerce spec)."""
 
     sku: Sku = None
@@ -105,7 +107,7 @@ class Product(_EventPart):
         return self.sku or self.product_id or ""
 
 
-class GA4Item(_EventPart):
+class GA4Item(EventPart):
     """One entry of GA4-style properties.items[], accepted when products is absent."""
 
     item_id: RequiredId
@@ -114,7 +116,7 @@ class GA4Item(_EventPart):
     quantity: Quantity
 
 
-class OrderProperties(_EventPart):
+class OrderProperties(EventPart):
     cart_id: CartId
     order_id: RequiredId
     currency: CurrencyCode
@@ -141,7 +143,7 @@ class OrderProperties(_EventPart):
         return data
 
 
-class Traits(_EventPart):
+class Traits(EventPart):
     email: Text | None = None
     first_name: Text | None = None
     last_name: Text | None = None
@@ -149,12 +151,12 @@ class Traits(_EventPart):
     last_name_camel: Text | None = Field(default=None, alias="lastName")
 
 
-class EventContext(_EventPart):
+class EventContext(EventPart):
     ip: Text | None = None
     traits: Traits | None = None
 
 
-class DataflyEvent(_EventPart):
+class DataflyEvent(EventPart):
     """The parts of an Order Completed event that the Refersion body is made from."""
 
     properties: OrderProperties

@@ -15,8 +15,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationError,
@@ -24,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from mapping.datafly import EventPart
 from mapping.errors import InvalidEvent, kind_of, problem, reasons_from
 from mapping.fields import (
     NO_SKU,
@@ -63,11 +62,7 @@ def _at_least_one_item(items: tuple[Any, ...]) -> tuple[Any, ...]:
     return items
 
 
-class _EventPart(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class RefundProduct(_EventPart):
+class RefundProduct(EventPart):
     """One entry of properties.products[]: §3's product rules, but the price is optional."""
 
     sku: Sku = None
@@ -84,7 +79,7 @@ class RefundProduct(_EventPart):
         return data
 
 
-class RefundGA4Item(_EventPart):
+class RefundGA4Item(EventPart):
     """One entry of GA4-style properties.items[], read when products is not given."""
 
     item_id: RequiredId
@@ -101,7 +96,7 @@ class RefundLine:
     quantity: int
 
 
-class RefundProperties(_EventPart):
+class RefundProperties(EventPart):
     order_id: RequiredId
     refund_id: OptionalId = None
     currency: Annotated[str | None, PlainValidator(_optional_currency)] = None
@@ -145,7 +140,7 @@ class RefundProperties(_EventPart):
         return None
 
 
-class RefundEvent(_EventPart):
+class RefundEvent(EventPart):
     """The parts of an Order Refunded / Order Cancelled event that the cancellation is made from."""
 
     message_id: Annotated[str | None, PlainValidator(_optional_message_id)] = Field(

@@ -17,24 +17,12 @@ import pytest
 from tests.support.template import (
     arn_of,
     forwarded,
-    load_template,
     props,
     ref,
     resolved,
 )
 
 REFUNDS = {"off": {"EnableRefunds": "false"}, "on": {"EnableRefunds": "true"}}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture(scope="module")
-def resources(template: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = template["Resources"]
-    return found
 
 
 # ----------------------------------------------------------------------------- function

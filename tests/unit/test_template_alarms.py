@@ -10,22 +10,9 @@ from typing import Any
 import pytest
 
 from tests.support.template import (
-    load_template,
     props,
     ref,
 )
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture(scope="module")
-def resources(template: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = template["Resources"]
-    return found
-
 
 # ----------------------------------------------------------------------------- alarms and dashboard
 

@@ -16,7 +16,6 @@ from tests.support.template import (
     envelope,
     forwarded,
     in_every_spelling,
-    load_template,
     matches,
     props,
     ref,
@@ -25,17 +24,6 @@ from tests.support.template import (
 )
 
 REFUNDS = {"off": {"EnableRefunds": "false"}, "on": {"EnableRefunds": "true"}}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture(scope="module")
-def resources(template: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = template["Resources"]
-    return found
 
 
 # ----------------------------------------------------------------------------- queues
