@@ -119,6 +119,13 @@ def phase_rules(phase: AwsPhase, weights: Mapping[str, float] = AWS_FAULT_WEIGHT
     return rules
 
 
+def first_call_faults(phase: AwsPhase) -> list[FaultRule]:
+    """One 503 on the first call to each service of the phase, before the drawn faults: every service
+    the phase names meets at least one fault however the threads order the calls (a small run draws
+    few calls to a rarely used service)."""
+    return [FaultRule(service, "*", "503", 1.0, times=1) for service in phase.services]
+
+
 def idempotency_key(order_id: str) -> str:
     digest = hashlib.md5(json.dumps(order_id).encode(), usedforsecurity=False).hexdigest()
     return _KEY_PREFIX + digest

@@ -17,6 +17,7 @@ from soak.aws_phases import (
     AwsEffects,
     AwsPhase,
     aws_effects,
+    first_call_faults,
     phase_rules,
 )
 from soak.extras import SoakExtra
@@ -69,7 +70,8 @@ def run_soak(
     try:
         stack.start()
         if stack.aws_faults is not None and aws_phase is not None:
-            stack.aws_faults.set_rules(phase_rules(aws_phase), seed=seed)
+            rules = [*first_call_faults(aws_phase), *phase_rules(aws_phase)]
+            stack.aws_faults.set_rules(rules, seed=seed)
         extra.started(stack, seed)
         soak = _Soak(stack, plan, seed, kills, progress, extra)
         problems: list[str] = []
