@@ -71,7 +71,10 @@ def test_an_order_accepted_twice_sends_two_webhooks_with_two_conversion_ids(
     control = sandbox.base_url + "/_sandbox/clicks"
     assert post(control, {"webhook_url": url.url + TOKEN, "delay": 0.05, "cart_id": "cart-1"}) == 200
     # When the referred order is accepted twice and an unreferred one once
+    # (one after the other: moto applies two concurrent ADDs to one string set non-atomically, where
+    # DynamoDB does not; the receiver relies on DynamoDB's atomic ADD)
     assert post(sandbox.url, paid_order("cart-1", "1001"), keys) == 200
+    assert sandbox.wait_for(lambda s: len(s.webhooks.sent()) >= 1, timeout=10)
     assert post(sandbox.url, paid_order("cart-1", "1001"), keys) == 200
     assert post(sandbox.url, paid_order("cart-2", "1002"), keys) == 200
     # Then two webhooks went out, both answered 200, with two conversion ids
